@@ -1,0 +1,88 @@
+"""Shared CLI plumbing: errors to exit codes, JSON output, progress display, atomic outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["Progress", "atomic_output", "emit_json", "add_backend_argument"]
+
+
+def emit_json(obj: dict) -> None:
+    """The one JSON object a ``--json`` command prints on stdout."""
+    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal, or FACELINK_PROGRESS=1)."""
+
+    def __init__(self, label: str, total: int | None = None, enabled: bool | None = None) -> None:
+        self.label = label
+        self.total = total
+        if enabled is None:
+            enabled = sys.stderr.isatty() or os.environ.get("FACELINK_PROGRESS") == "1"
+        self.enabled = enabled
+        self._t0 = time.perf_counter()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int | None = None, extra: str = "") -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < 0.1 and not (total and done >= total):
+            return
+        self._last = now
+        total = total or self.total
+        rate = done / max(now - self._t0, 1e-9)
+        if total:
+            frac = min(done / total, 1.0)
+            bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+            line = f"{self.label} [{bar}] {done}/{total} {rate:5.1f} fps {extra}"
+        else:
+            line = f"{self.label} {done} {rate:5.1f} fps {extra}"
+        sys.stderr.write("\r" + line[:120].ljust(80))
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only on success."""
+    dst = Path(path)
+    if dst.is_dir():
+        from ..errors import InputError
+
+        raise InputError(f"{dst}: is a directory")
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        from ..errors import InputError
+
+        raise InputError(f"{parent}: output directory does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=dst.suffix, dir=parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def add_backend_argument(p) -> None:
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "onnxruntime", "tensorrt"],
+        help="inference backend (default: auto = $FACELINK_BACKEND or the best available)",
+    )

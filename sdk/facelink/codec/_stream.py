@@ -1,0 +1,322 @@
+"""Keypoint streams: landmarks -> packets on the sender, packets -> keypoint frames on the receiver.
+
+Pure and stateful: no sockets, clocks or files.  The encoder runs the quantiser in the
+loop (its prediction state is exactly what the decoder reconstructs), so predicted frames
+never drift; a lost packet makes the decoder report ``LOST`` frames until the next key
+frame.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import time as _time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .. import bitstream as bs
+from ..errors import InvalidPacket
+from ..keypoints import ExpressionBasis, KeypointFitter, Pose, default_basis
+from ._params import N_POSE, CodecParams
+from ._reference import Reference
+
+__all__ = ["FrameKind", "KeypointFrame", "StreamDecoder", "StreamEncoder", "PTS_HZ"]
+
+#: timestamps in packets are in 1/90000 s (as RTP video clocks)
+PTS_HZ = 90_000
+#: reference chunks carry at most this many bytes
+CHUNK = 16_000
+#: typical deviation of each pose field from the reference (degrees, face units, log):
+#: the key-frame entropy models; coefficients use the basis' own std
+_KEY_POSE_SPREAD = np.array([8.0, 6.0, 4.0, 0.15, 0.15, 0.08])
+
+
+class FrameKind(enum.Enum):
+    KEY = "key"
+    PREDICTED = "predicted"
+    NO_FACE = "no_face"
+    LOST = "lost"  # a predicted frame whose basis was lost; shown as the last good frame
+
+
+@dataclass(frozen=True, eq=False)
+class KeypointFrame:
+    """One decoded frame of a stream: its index, time (s) and, when a face was coded, pose + expression."""
+
+    index: int
+    time: float
+    kind: FrameKind
+    pose: Pose | None = None
+    coeffs: np.ndarray | None = None
+
+    @property
+    def has_face(self) -> bool:
+        return self.pose is not None
+
+
+def _steps(params: CodecParams, face_px: float) -> np.ndarray:
+    return np.array(
+        [params.rot_step] * 3 + [params.trans_step * face_px] * 2 + [params.scale_step] + [params.coeff_step] * params.k
+    )
+
+
+def _fields(pose: Pose, coeffs: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.degrees([pose.yaw, pose.pitch, pose.roll]), [pose.tx, pose.ty, math.log(pose.scale)], coeffs])
+
+
+def _from_fields(v: np.ndarray) -> tuple[Pose, np.ndarray]:
+    yaw, pitch, roll = np.radians(v[:3])
+    return Pose(float(yaw), float(pitch), float(roll), float(v[3]), float(v[4]), float(math.exp(v[5]))), v[N_POSE:].copy()
+
+
+def _scale_index(b: np.ndarray) -> bytes:
+    table = np.log(np.asarray(bs.SCALES))
+    idx = np.abs(np.log(np.maximum(b, 1e-6))[:, None] - table[None, :]).argmin(1)
+    return bytes(int(i) for i in idx)
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What both ends derive from the header and the reference."""
+
+    header: "bs.SessionHeader"
+    fitter: KeypointFitter
+    ref_fields: np.ndarray
+    steps: np.ndarray
+    nominal: Fraction  # seconds per frame
+
+    def pts_ticks(self, index: int) -> int:
+        return round(index * self.nominal * PTS_HZ)
+
+
+def _session(header: "bs.SessionHeader", reference: Reference, basis: ExpressionBasis) -> _Session:
+    fitter, ref_pose = KeypointFitter.from_reference(basis, reference.landmarks, header.n_coeffs)
+    steps = np.array([header.steps[0]] * 3 + [header.steps[1]] * 2 + [header.steps[2]] + [header.steps[3]] * header.n_coeffs)
+    return _Session(
+        header, fitter, _fields(ref_pose, np.zeros(header.n_coeffs)), steps, Fraction(header.fps_den, header.fps_num)
+    )
+
+
+class StreamEncoder:
+    """Codes one session.  Call :meth:`start` once, :meth:`encode` per frame, :meth:`end` last."""
+
+    def __init__(
+        self,
+        reference: Reference,
+        params: CodecParams,
+        *,
+        width: int,
+        height: int,
+        fps: Fraction | float,
+        basis: ExpressionBasis | None = None,
+        session_id: bytes | None = None,
+        created_us: int | None = None,
+        extensions: tuple[tuple[int, bytes], ...] = (),
+    ) -> None:
+        self.basis = basis or default_basis()
+        if params.k > self.basis.max_k:
+            raise ValueError(f"k={params.k} exceeds the basis' {self.basis.max_k} modes")
+        self.params = params
+        self.reference = reference
+        fps = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
+        fitter, ref_pose = KeypointFitter.from_reference(self.basis, reference.landmarks, params.k)
+        steps = _steps(params, ref_pose.scale)
+        motion = self.basis.motion
+        pred_b = np.concatenate([motion[:N_POSE], motion[N_POSE : N_POSE + params.k]])
+        pred_b = pred_b * np.array([1, 1, 1, ref_pose.scale, ref_pose.scale, 1] + [1] * params.k) / steps
+        key_b = np.concatenate([_KEY_POSE_SPREAD * np.array([1, 1, 1, ref_pose.scale, ref_pose.scale, 1]), self.basis.std[: params.k]]) / steps
+        self.header = bs.SessionHeader(
+            session_id=session_id if session_id is not None else os.urandom(16),
+            created_us=created_us if created_us is not None else int(_time.time() * 1e6),
+            width=width,
+            height=height,
+            fps_num=fps.numerator,
+            fps_den=fps.denominator,
+            key_interval=params.key_interval,
+            n_coeffs=params.k,
+            basis_id=self.basis.basis_id,
+            steps=(float(np.float32(params.rot_step)), float(np.float32(steps[3])), float(np.float32(params.scale_step)), float(np.float32(params.coeff_step))),
+            key_scales=_scale_index(key_b),
+            pred_scales=_scale_index(np.maximum(pred_b, 1e-3)),
+            reference_digest=reference.digest,
+            reference_size=len(reference.blob),
+            extensions=extensions,
+        )
+        # both ends must use the float32-rounded steps that the header carries
+        self._s = _session(self.header, reference, self.basis)
+        self._prev: np.ndarray | None = None
+        self._since_key = 0
+        self._frames = 0
+        self._last_index = -1
+        self._t0: float | None = None
+
+    @property
+    def fitter(self) -> KeypointFitter:
+        return self._s.fitter
+
+    def start(self) -> list[bytes]:
+        """The session header and the reference chunks, in sending order."""
+        return [bytes(self.header)] + self.reference_chunks()
+
+    def reference_chunks(self) -> list[bytes]:
+        blob = self.reference.blob
+        n = max(1, -(-len(blob) // CHUNK))
+        if n > 65535:
+            raise ValueError("reference blob too large to chunk")
+        prefix = self.reference.digest[:8]
+        return [bytes(bs.ReferenceChunk(prefix, i, n, blob[i * CHUNK : (i + 1) * CHUNK])) for i in range(n)]
+
+    def _pts_offset(self, index: int, t: float) -> int:
+        if self._t0 is None:
+            self._t0 = t
+        return round((t - self._t0) * PTS_HZ) - self._s.pts_ticks(index)
+
+    def encode(self, index: int, t: float, landmarks: np.ndarray | None, force_key: bool = False) -> tuple[bytes, KeypointFrame]:
+        """Code frame ``index`` taken at ``t`` seconds (``landmarks`` None = no face).
+
+        Returns the packet and the frame exactly as the decoder will reconstruct it.
+        """
+        if index <= self._last_index:
+            raise ValueError("frame indices must increase")
+        self._last_index = index
+        seq = index & 0xFFFF
+        off = self._pts_offset(index, t)
+        time = (self._s.pts_ticks(index) + off) / PTS_HZ
+        self._frames += 1
+        if landmarks is None:
+            self._prev = None
+            return bytes(bs.NoFace(seq, off)), KeypointFrame(index, time, FrameKind.NO_FACE)
+        pose, coeffs = self._s.fitter.fit(landmarks)
+        x = (_fields(pose, coeffs) - self._s.ref_fields) / self._s.steps
+        q = np.round(x).astype(np.int64)
+        key = force_key or self._prev is None or self._since_key >= self.params.key_interval - 1
+        if not key:
+            hold = np.abs(x - self._prev) < 0.5 + self.params.hysteresis
+            q = np.where(hold, self._prev, q)
+        q = np.clip(q, -(1 << 20), 1 << 20)
+        if key:
+            pkt = bs.KeyFrame.from_values(seq, off, q.tolist(), self.header.key_scales)
+            self._since_key = 0
+        else:
+            pkt = bs.PredictedFrame.from_values(seq, off, (q - self._prev).tolist(), self.header.pred_scales)
+            self._since_key += 1
+        self._prev = q
+        pose_q, coeffs_q = _from_fields(self._s.ref_fields + q * self._s.steps)
+        return bytes(pkt), KeypointFrame(index, time, FrameKind.KEY if key else FrameKind.PREDICTED, pose_q, coeffs_q)
+
+    def end(self) -> bytes:
+        return bytes(bs.End(max(self._last_index, 0) & 0xFFFF, self._frames))
+
+
+class StreamDecoder:
+    """Turns packets (in arrival order, possibly with losses) back into keypoint frames.
+
+    :meth:`feed` returns a :class:`KeypointFrame` for every frame packet and ``None`` for
+    the header, reference chunks and other control packets.  Malformed packets raise
+    :class:`InvalidPacket`; callers that must survive a hostile link catch it and go on.
+    """
+
+    def __init__(self, basis: ExpressionBasis | None = None, reference: Reference | None = None) -> None:
+        self.basis = basis or default_basis()
+        self.header: bs.SessionHeader | None = None
+        self.reference: Reference | None = reference
+        self._external_reference = reference is not None
+        self._chunks: dict[int, bytes] = {}
+        self._s: _Session | None = None
+        self._prev: np.ndarray | None = None
+        self._index = -1
+        self.ended = False
+
+    @property
+    def ready(self) -> bool:
+        """True once header and reference are known (frames can be decoded)."""
+        return self._s is not None
+
+    def _try_start(self) -> None:
+        if self.header is not None and self.reference is not None and self._s is None:
+            if self.header.n_coeffs > self.basis.max_k:
+                raise InvalidPacket(f"stream uses {self.header.n_coeffs} expression modes, this basis has {self.basis.max_k}")
+            self._s = _session(self.header, self.reference, self.basis)
+
+    def _on_header(self, h: "bs.SessionHeader") -> None:
+        if h.basis_id != self.basis.basis_id:
+            raise InvalidPacket(f"stream was coded with expression basis {h.basis_id.hex()}, this SDK has {self.basis.basis_id.hex()}")
+        if self.header is not None and h.session_id == self.header.session_id:
+            return  # repeated header (sent periodically for late joiners)
+        self.header, self._s, self._prev, self._index = h, None, None, -1
+        if not self._external_reference:
+            self.reference = None
+            self._chunks = {}
+        self._try_start()
+
+    def _on_chunk(self, c: "bs.ReferenceChunk") -> None:
+        h = self.header
+        if h is None or self.reference is not None or c.digest_prefix != h.reference_digest[:8]:
+            return
+        self._chunks[c.index] = c.data
+        if len(self._chunks) == c.count and all(i in self._chunks for i in range(c.count)):
+            blob = b"".join(self._chunks[i] for i in range(c.count))
+            import hashlib
+
+            if len(blob) != h.reference_size or hashlib.sha256(blob).digest() != h.reference_digest:
+                self._chunks = {}
+                raise InvalidPacket("reference chunks do not match the session header's digest")
+            self.reference = Reference.parse(blob)
+            self._chunks = {}
+            self._try_start()
+
+    def _unwrap(self, seq: int) -> int:
+        if self._index < 0:
+            return seq
+        return self._index + ((seq - self._index) & 0xFFFF or 0x10000)
+
+    def feed(self, data: bytes) -> KeypointFrame | None:
+        pkt = bs.parse_packet(data)
+        if isinstance(pkt, bs.SessionHeader):
+            self._on_header(pkt)
+            return None
+        if isinstance(pkt, bs.ReferenceChunk):
+            self._on_chunk(pkt)
+            return None
+        if isinstance(pkt, bs.End):
+            self.ended = True
+            return None
+        if not isinstance(pkt, (bs.KeyFrame, bs.PredictedFrame, bs.NoFace)):
+            return None  # seals and other control packets are handled by the layers above
+        if self._s is None:
+            # no header/reference yet (late join): nothing can be shown
+            idx = self._unwrap(pkt.seq)
+            self._index = idx
+            return KeypointFrame(idx, float("nan"), FrameKind.LOST)
+        s = self._s
+        idx = self._unwrap(pkt.seq)
+        contiguous = idx == self._index + 1
+        self._index = idx
+        time = (s.pts_ticks(idx) + pkt.pts_offset) / PTS_HZ
+        if isinstance(pkt, bs.NoFace):
+            self._prev = None
+            return KeypointFrame(idx, time, FrameKind.NO_FACE)
+        if isinstance(pkt, bs.KeyFrame):
+            q = pkt.decode_values(s.header.key_scales).astype(np.int64)
+            kind = FrameKind.KEY
+        else:
+            if self._prev is None or not contiguous:
+                self._prev = None
+                return KeypointFrame(idx, time, FrameKind.LOST)
+            q = self._prev + pkt.decode_values(s.header.pred_scales).astype(np.int64)
+            kind = FrameKind.PREDICTED
+        self._prev = q
+        pose, coeffs = _from_fields(s.ref_fields + q * s.steps)
+        return KeypointFrame(idx, time, kind, pose, coeffs)
+
+    def landmarks(self, frame: KeypointFrame) -> np.ndarray:
+        """Image-space (468, 3) landmarks of a decoded frame with a face."""
+        if self._s is None or frame.pose is None or frame.coeffs is None:
+            raise ValueError("frame carries no face")
+        return self._s.fitter.reconstruct(frame.pose, frame.coeffs)
+
+    @property
+    def fitter(self) -> KeypointFitter | None:
+        return self._s.fitter if self._s else None

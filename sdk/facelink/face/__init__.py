@@ -1,0 +1,23 @@
+"""Face detection, landmarks and causal tracking (the encoder's front end)."""
+
+from ._detector import Detection, FaceDetector
+from ._factory import create_models, create_tracker
+from ._filter import OneEuroFilter
+from ._geometry import Roi, crop
+from ._landmarks import LandmarkModel, roi_from_landmarks
+from ._tracker import FaceObservation, FaceTracker, inter_ocular
+
+__all__ = [
+    "Detection",
+    "FaceDetector",
+    "FaceObservation",
+    "FaceTracker",
+    "LandmarkModel",
+    "OneEuroFilter",
+    "Roi",
+    "create_models",
+    "create_tracker",
+    "crop",
+    "inter_ocular",
+    "roi_from_landmarks",
+]

@@ -1,0 +1,164 @@
+"""Video files and capture URIs through PyAV: decoded RGB frames with timestamps, H.264 writing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Frame", "VideoReader", "VideoWriter", "open_video", "probe_video"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: RGB uint8 (H, W, 3), presentation time in seconds, decode index."""
+
+    image: np.ndarray
+    time: float
+    index: int
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: Fraction
+    frames: int | None
+
+
+def _av():
+    import av
+
+    return av
+
+
+class VideoReader:
+    """Iterates the first video stream of a file (or any URI FFmpeg can open).
+
+    Bad inputs raise :class:`InputError` with one line: missing file, not a video,
+    no video stream, undecodable data.  Frames whose timestamps go backwards are
+    given monotonically increasing times.
+    """
+
+    def __init__(self, uri: str, max_pixels: int = 8192 * 8192) -> None:
+        av = _av()
+        if "://" not in uri and not os.path.exists(uri):
+            raise InputError(f"{uri}: no such file")
+        if "://" not in uri and os.path.isdir(uri):
+            raise InputError(f"{uri}: is a directory, expected a video file")
+        try:
+            self._c = av.open(uri, timeout=10.0) if "://" in uri else av.open(uri)
+        except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
+            raise InputError(f"{uri}: cannot open as video ({_reason(e)})") from None
+        if not self._c.streams.video:
+            self._c.close()
+            raise InputError(f"{uri}: has no video stream")
+        self._s = self._c.streams.video[0]
+        self._s.thread_type = "AUTO"
+        self.uri = uri
+        cc = self._s.codec_context
+        if cc.width * cc.height > max_pixels:
+            self._c.close()
+            raise InputError(f"{uri}: {cc.width}x{cc.height} frames are larger than supported ({max_pixels} pixels)")
+        rate = self._s.average_rate or self._s.guessed_rate or Fraction(30, 1)
+        self.info = VideoInfo(cc.width, cc.height, Fraction(rate), self._s.frames or None)
+
+    @property
+    def fps(self) -> Fraction:
+        return self.info.fps
+
+    def __iter__(self) -> Iterator[Frame]:
+        av = _av()
+        last_t = -1.0
+        i = 0
+        step = float(1 / self.info.fps) if self.info.fps else 1 / 30
+        try:
+            for f in self._c.decode(self._s):
+                t = float(f.time) if f.time is not None else (last_t + step if i else 0.0)
+                if t <= last_t:
+                    t = last_t + step
+                last_t = t
+                yield Frame(f.to_ndarray(format="rgb24"), t, i)
+                i += 1
+        except av.error.FFmpegError as e:
+            if i == 0:
+                raise InputError(f"{self.uri}: cannot decode video ({_reason(e)})") from None
+            # a truncated file: keep what decoded, stop cleanly
+            return
+
+    def close(self) -> None:
+        self._c.close()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _reason(e: BaseException) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return msg.splitlines()[0] if msg else type(e).__name__
+
+
+def open_video(uri: str) -> VideoReader:
+    """Open a video file or capture URI for reading."""
+    return VideoReader(uri)
+
+
+def probe_video(uri: str) -> VideoInfo:
+    with VideoReader(uri) as r:
+        return r.info
+
+
+class VideoWriter:
+    """Writes RGB frames to an H.264 MP4 with exact per-frame timestamps (microsecond time base)."""
+
+    def __init__(self, path: str, width: int, height: int, fps: Fraction | float = 30, crf: int = 18, codec: str = "libx264") -> None:
+        av = _av()
+        self.width, self.height = width + (width & 1), height + (height & 1)  # yuv420p needs even sizes
+        try:
+            self._c = av.open(path, mode="w")
+        except (av.error.FFmpegError, OSError) as e:
+            raise InputError(f"{path}: cannot write ({_reason(e)})") from None
+        rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
+        self._s = self._c.add_stream(codec, rate=rate)
+        self._s.width, self._s.height = self.width, self.height
+        self._s.pix_fmt = "yuv420p"
+        self._s.time_base = Fraction(1, 1_000_000)
+        self._s.codec_context.time_base = Fraction(1, 1_000_000)
+        if codec == "libx264":
+            self._s.options = {"crf": str(crf), "preset": "veryfast"}
+        self._last_pts = -1
+        self.frames = 0
+
+    def write(self, image: np.ndarray, time: float) -> None:
+        av = _av()
+        if image.shape[0] != self.height or image.shape[1] != self.width:
+            pad = np.zeros((self.height, self.width, 3), np.uint8)
+            pad[: image.shape[0], : image.shape[1]] = image
+            image = pad
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        pts = max(int(round(time * 1_000_000)), self._last_pts + 1)
+        frame.pts = pts
+        frame.time_base = Fraction(1, 1_000_000)
+        self._last_pts = pts
+        for pkt in self._s.encode(frame):
+            self._c.mux(pkt)
+        self.frames += 1
+
+    def close(self) -> None:
+        for pkt in self._s.encode():
+            self._c.mux(pkt)
+        self._c.close()
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,178 @@
+"""The receiver pipeline: keypoint frames -> driving landmarks (re-posed / re-targeted) -> images.
+
+Driving landmarks are computed *relative to an anchor pose* that the sender puts in the
+session header: the pose, in the sender's frame coordinates, at which the face looks
+like the reference.  When the reference was a frame of the same video the anchor is the
+reference's own pose and the mapping is the identity (self-reenactment reproduces the
+original positions); with another reference (a photo, another person, a cartoon) the
+head motion and expression are applied to that image's own face:
+
+    R = R_offset @ R_t @ R_anchor^T @ R_target
+    s = s_target * s_t / s_anchor
+    t = t_target + (t_t - t_anchor) * s_target / s_anchor
+    shape = identity_target + sum_k c_k mode_k
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .codec import FrameKind, KeypointFrame, Reference, StreamDecoder
+from .keypoints import ExpressionBasis, KeypointFitter, Pose, euler_from_matrix, matrix_from_euler
+
+__all__ = ["ANCHOR_TAG", "FrameRenderer", "Retargeter", "RenderedFrame", "decode_anchor", "encode_anchor", "parse_pose"]
+
+#: session-header extension tag holding the anchor pose (6 float32: yaw, pitch, roll, tx, ty, scale)
+ANCHOR_TAG = 1
+_ANCHOR = struct.Struct("<6f")
+#: free-view limits (degrees): yaw, pitch, roll
+POSE_LIMITS = (30.0, 20.0, 20.0)
+
+
+def encode_anchor(pose: Pose) -> tuple[int, bytes]:
+    return ANCHOR_TAG, _ANCHOR.pack(*pose.as_array())
+
+
+def decode_anchor(extensions) -> Pose | None:
+    for tag, value in extensions:
+        if tag == ANCHOR_TAG and len(value) == _ANCHOR.size:
+            vals = _ANCHOR.unpack(value)
+            if all(math.isfinite(v) for v in vals) and vals[5] > 0:
+                return Pose(*vals)
+    return None
+
+
+def parse_pose(text: str) -> tuple[float, float, float]:
+    """``"YAW,PITCH,ROLL"`` in degrees, checked against the free-view limits."""
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise ValueError(f"--pose wants YAW,PITCH,ROLL in degrees, got {text!r}")
+    try:
+        vals = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"--pose wants three numbers, got {text!r}") from None
+    for v, lim, name in zip(vals, POSE_LIMITS, ("yaw", "pitch", "roll")):
+        if not math.isfinite(v) or abs(v) > lim:
+            raise ValueError(f"--pose {name} must be within ±{lim:g} degrees, got {v:g}")
+    return vals  # type: ignore[return-value]
+
+
+class Retargeter:
+    """Maps decoded (pose, expression) onto a target face (the stream's reference or another image)."""
+
+    def __init__(
+        self,
+        basis: ExpressionBasis,
+        k: int,
+        target_landmarks: np.ndarray,
+        anchor: Pose | None,
+        pose_offset_deg: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> None:
+        self.fitter, self.target_pose = KeypointFitter.from_reference(basis, target_landmarks, k)
+        self.anchor = anchor or self.target_pose
+        yaw, pitch, roll = (math.radians(v) for v in pose_offset_deg)
+        self._r_off = matrix_from_euler(yaw, pitch, roll)
+        self._r_anchor_t = self.anchor.rotation.T
+
+    def pose(self, p: Pose) -> Pose:
+        tgt = self.target_pose
+        r = self._r_off @ p.rotation @ self._r_anchor_t @ tgt.rotation
+        yaw, pitch, roll = euler_from_matrix(r)
+        k = tgt.scale / self.anchor.scale
+        return Pose(yaw, pitch, roll, tgt.tx + (p.tx - self.anchor.tx) * k, tgt.ty + (p.ty - self.anchor.ty) * k, tgt.scale * p.scale / self.anchor.scale)
+
+    def landmarks(self, frame: KeypointFrame) -> np.ndarray:
+        if frame.pose is None or frame.coeffs is None:
+            raise ValueError("frame carries no face")
+        return self.fitter.reconstruct(self.pose(frame.pose), frame.coeffs)
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    """An output frame: its index and time, the image, and whether it is a held (repeated) frame."""
+
+    index: int
+    time: float
+    image: np.ndarray
+    held: bool
+    kind: FrameKind
+
+
+class FrameRenderer:
+    """Decoder + retargeter + generator: feed packets, get frames.
+
+    ``target`` replaces the stream's reference (motion transfer); ``pose_offset`` re-poses
+    the head (free view).  Frames without a decodable face repeat the last good image
+    (before the first one: the target/reference image itself).
+    """
+
+    def __init__(
+        self,
+        *,
+        target: Reference | None = None,
+        pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        backend: str = "auto",
+        basis: ExpressionBasis | None = None,
+    ) -> None:
+        self.decoder = StreamDecoder(basis=basis)
+        self.target = target
+        self.pose_offset = pose_offset
+        self.backend = backend
+        self._retarget: Retargeter | None = None
+        self._gen = None
+        self._session: bytes | None = None
+        self._last: np.ndarray | None = None
+        self.generated = 0
+        self.generate_seconds = 0.0
+
+    @property
+    def reference(self) -> Reference | None:
+        return self.target or self.decoder.reference
+
+    def _setup(self) -> None:
+        from .generator import Generator
+
+        h = self.decoder.header
+        ref = self.reference
+        assert h is not None and ref is not None  # guarded by decoder.ready
+        anchor = decode_anchor(h.extensions)
+        if anchor is None:  # a stream without an anchor: its reference is a frame of the video
+            anchor = KeypointFitter.from_reference(self.decoder.basis, self.decoder.reference.landmarks, h.n_coeffs)[1]  # type: ignore[union-attr]
+        self._retarget = Retargeter(self.decoder.basis, h.n_coeffs, ref.landmarks, anchor, self.pose_offset)
+        self._gen = Generator(ref.image, ref.landmarks, backend=self.backend)
+        self._session = h.session_id
+        self._last = ref.image
+
+    def push(self, packet: bytes) -> RenderedFrame | None:
+        """Feed one packet; returns the output frame for frame packets, else ``None``.
+
+        Raises :class:`~facelink.errors.InvalidPacket` for malformed packets.
+        """
+        import time
+
+        kf = self.decoder.feed(packet)
+        if kf is None:
+            return None
+        if not self.decoder.ready:
+            return None  # nothing to show before the header and reference arrive
+        if self._retarget is None or self._session != self.decoder.header.session_id:  # type: ignore[union-attr]
+            self._setup()
+        if kf.pose is not None:
+            lm = self._retarget.landmarks(kf)  # type: ignore[union-attr]
+            t0 = time.perf_counter()
+            self._last = self._gen.render(lm)  # type: ignore[union-attr]
+            self.generate_seconds += time.perf_counter() - t0
+            self.generated += 1
+            return RenderedFrame(kf.index, kf.time, self._last, False, kf.kind)
+        return RenderedFrame(kf.index, kf.time, self._last, True, kf.kind)  # type: ignore[arg-type]
+
+    def render_all(self, packets) -> Iterator[RenderedFrame]:
+        for p in packets:
+            out = self.push(p)
+            if out is not None:
+                yield out

@@ -1,0 +1,197 @@
+"""The sender pipeline: frames -> tracked landmarks -> keypoint packets; and whole-file encoding."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .codec import CodecParams, KeypointFrame, Reference, StreamEncoder
+from .errors import InputError, NoFaceError
+from .face import FaceObservation, FaceTracker, create_models, create_tracker
+from .face._factory import FaceDetector, LandmarkModel
+from .io import Frame, load_image, open_video
+from .keypoints import KeypointFitter, Pose, canonicalize, default_basis
+from .receiver import ANCHOR_TAG, encode_anchor
+
+__all__ = ["EncodeStats", "FrameEncoder", "encode_file", "make_reference"]
+
+
+def make_reference(image: np.ndarray, models: tuple[FaceDetector, LandmarkModel]) -> Reference:
+    """Detect the face in a still image and package image + landmarks as the session reference.
+
+    The landmarks are computed on the image exactly as the receiver will see it (after
+    JPEG coding), so both ends agree on the identity shape.
+    """
+    det, lm = models
+    ref = Reference.create(image, np.zeros((468, 3), np.float32))
+    tracker = FaceTracker(det, lm)
+    # two passes: detection places the crop, the landmark-derived ROI refines it
+    obs = tracker.update(ref.image, 0.0)
+    if obs is None:
+        raise NoFaceError("reference image: no face found")
+    obs = tracker.update(ref.image, 1.0) or obs
+    return ref.with_landmarks(obs.raw_landmarks)
+
+
+@dataclass
+class EncodeStats:
+    """What an encode produced; ``kbps`` counts every packet except the one-time reference chunks."""
+
+    frames: int = 0
+    face_frames: int = 0
+    key_frames: int = 0
+    bytes: int = 0
+    reference_bytes: int = 0
+    duration: float = 0.0
+    wall: float = 0.0
+    faces_max: int = 0
+    timings: dict[str, float] = field(default_factory=lambda: {"track": 0.0, "code": 0.0})
+
+    @property
+    def kbps(self) -> float:
+        return 8 * self.bytes / max(self.duration, 1e-9) / 1000
+
+    @property
+    def fps(self) -> float:
+        return self.frames / max(self.wall, 1e-9)
+
+    def as_dict(self) -> dict:
+        return {
+            "frames": self.frames,
+            "face_frames": self.face_frames,
+            "key_frames": self.key_frames,
+            "bytes": self.bytes,
+            "reference_bytes": self.reference_bytes,
+            "duration_s": round(self.duration, 4),
+            "kbps": round(self.kbps, 3),
+            "fps": round(self.fps, 2),
+            "track_ms_per_frame": round(1000 * self.timings["track"] / max(self.frames, 1), 3),
+            "code_ms_per_frame": round(1000 * self.timings["code"] / max(self.frames, 1), 3),
+            "max_faces_detected": self.faces_max,
+        }
+
+
+class FrameEncoder:
+    """Tracks the face in each frame and codes it: ``packets = enc.push(frame)``."""
+
+    def __init__(
+        self,
+        reference: Reference,
+        params: CodecParams,
+        *,
+        width: int,
+        height: int,
+        fps: Fraction | float,
+        tracker: FaceTracker | None = None,
+        anchor: Pose | None = None,
+        session_id: bytes | None = None,
+        extensions: tuple[tuple[int, bytes], ...] = (),
+    ) -> None:
+        """``anchor``: the pose (in frame coordinates) at which the face looks like the
+        reference; ``None`` when the reference is a frame of this same video/camera."""
+        self.tracker = tracker or create_tracker()
+        if anchor is None:
+            anchor = canonicalize(default_basis(), reference.landmarks)[1]
+        exts = (encode_anchor(anchor),) + tuple(e for e in extensions if e[0] != ANCHOR_TAG)
+        self.codec = StreamEncoder(reference, params, width=width, height=height, fps=fps, session_id=session_id, extensions=exts)
+        self.stats = EncodeStats(reference_bytes=len(reference.blob))
+        self.last_observation: FaceObservation | None = None
+
+    def start(self) -> list[bytes]:
+        pkts = self.codec.start()
+        self.stats.bytes += len(pkts[0])
+        return pkts
+
+    def push(self, frame: Frame) -> tuple[bytes, KeypointFrame]:
+        t0 = time.perf_counter()
+        obs = self.tracker.update(frame.image, frame.time)
+        t1 = time.perf_counter()
+        pkt, kf = self.codec.encode(frame.index, frame.time, obs.landmarks if obs is not None else None)
+        t2 = time.perf_counter()
+        self.last_observation = obs
+        s = self.stats
+        s.timings["track"] += t1 - t0
+        s.timings["code"] += t2 - t1
+        s.frames += 1
+        s.face_frames += obs is not None
+        s.key_frames += kf.kind.value == "key"
+        s.bytes += len(pkt)
+        if obs is not None:
+            s.faces_max = max(s.faces_max, obs.faces_detected)
+        return pkt, kf
+
+    def end(self) -> bytes:
+        pkt = self.codec.end()
+        self.stats.bytes += len(pkt)
+        return pkt
+
+
+def _first_face_frame(uri: str, models) -> tuple[Frame, np.ndarray]:
+    """The first frame showing a face, and its landmarks (a bounded look-ahead for the reference only)."""
+    det, lm = models
+    tracker = FaceTracker(det, lm)
+    with open_video(uri) as video:
+        for frame in video:
+            obs = tracker.update(frame.image, frame.time)
+            if obs is not None:
+                return frame, obs.raw_landmarks
+    raise NoFaceError(f"{uri}: no face found in any frame")
+
+
+def encode_file(
+    src: str,
+    sink: Callable[[bytes], None],
+    *,
+    params: CodecParams,
+    reference_image: str | None = None,
+    backend: str = "auto",
+    progress: Callable[[int, int | None], None] | None = None,
+    extensions: tuple[tuple[int, bytes], ...] = (),
+) -> EncodeStats:
+    """Encode a video file, handing every packet (in order) to ``sink``.
+
+    Without ``reference_image`` the first frame showing a face is the reference.
+    """
+    models = create_models(backend)
+    with open_video(src) as video:
+        info = video.info
+    first, first_lm = _first_face_frame(src, models)
+    anchor = None
+    if reference_image is not None:
+        reference = make_reference(load_image(reference_image), models)
+        # the first face frame's pose, seen through the reference's identity, anchors the motion
+        anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, params.k)[0].fit(first_lm)[0]
+    else:
+        reference = make_reference(first.image, models)
+    det, lm = models
+    enc = FrameEncoder(
+        reference, params, width=info.width, height=info.height, fps=info.fps,
+        tracker=FaceTracker(det, lm), anchor=anchor, extensions=extensions,
+    )  # fmt: skip
+    for p in enc.start():
+        sink(p)
+    wall0 = time.perf_counter()
+    last_t = 0.0
+    t_first = None
+    n = 0
+    with open_video(src) as video:
+        for frame in video:
+            pkt, _ = enc.push(frame)
+            sink(pkt)
+            if t_first is None:
+                t_first = frame.time
+            last_t = frame.time
+            n += 1
+            if progress is not None:
+                progress(n, info.frames)
+    if n == 0:
+        raise InputError(f"{src}: contains no frames")
+    sink(enc.end())
+    s = enc.stats
+    s.wall = time.perf_counter() - wall0
+    s.duration = (last_t - (t_first or 0.0)) + float(1 / info.fps if info.fps else 1 / 30)
+    return s
