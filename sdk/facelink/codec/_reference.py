@@ -26,6 +26,8 @@ __all__ = ["Reference"]
 _MAGIC = b"FLRF"
 _HEAD = struct.Struct("<4sBBHHI")
 _LM_BYTES = 468 * 3 * 4
+#: largest reference image a blob may carry (pixels); load_image caps the long side at 2048
+MAX_PIXELS = 4096 * 4096
 FORMATS = {1: "JPEG", 2: "PNG"}
 
 
@@ -78,10 +80,12 @@ class Reference:
             raise InvalidPacket(f"reference blob: unsupported version {version}")
         if fmt not in FORMATS:
             raise InvalidPacket(f"reference blob: unknown image format {fmt}")
+        if not (0 < w and 0 < h and w * h <= MAX_PIXELS):
+            raise InvalidPacket(f"reference blob: image size {w}x{h} out of range")
         if len(blob) != _HEAD.size + n + _LM_BYTES:
             raise InvalidPacket("reference blob: length does not match its header")
         try:
-            with Image.open(io.BytesIO(blob[_HEAD.size : _HEAD.size + n])) as im:
+            with Image.open(io.BytesIO(blob[_HEAD.size : _HEAD.size + n]), formats=[FORMATS[fmt]]) as im:
                 if im.format != FORMATS[fmt] or im.size != (w, h):
                     raise InvalidPacket("reference blob: image does not match its header")
                 image = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()

@@ -91,6 +91,27 @@ class _Session:
         return round(index * self.nominal * PTS_HZ)
 
 
+#: sane ranges for header fields (anything outside is a corrupt or hostile header)
+_STEP_LIMITS = ((1e-4, 10.0), (1e-4, 1000.0), (1e-5, 1.0), (1e-5, 10.0))
+
+
+def _check_header(h: "bs.SessionHeader") -> None:
+    for v, (lo, hi), name in zip(h.steps, _STEP_LIMITS, ("rotation", "translation", "scale", "coefficient")):
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise InvalidPacket(f"session header: {name} step {v!r} out of range")
+    if h.fps_num <= 0 or h.fps_den <= 0 or not 1 / 1000 <= h.fps_num / h.fps_den <= 1000:
+        raise InvalidPacket("session header: frame rate out of range")
+    if h.width <= 0 or h.height <= 0:
+        raise InvalidPacket("session header: frame size is zero")
+
+
+def _decoded_pose(s: "_Session", q: np.ndarray) -> tuple[Pose, np.ndarray]:
+    v = s.ref_fields + q * s.steps
+    if not (np.all(np.isfinite(v)) and np.all(np.abs(v[:3]) <= 720) and abs(v[5]) <= 30 and np.all(np.abs(v[3:5]) <= 1e7)):
+        raise InvalidPacket("decoded pose out of range")
+    return _from_fields(v)
+
+
 def _session(header: "bs.SessionHeader", reference: Reference, basis: ExpressionBasis) -> _Session:
     fitter, ref_pose = KeypointFitter.from_reference(basis, reference.landmarks, header.n_coeffs)
     steps = np.array([header.steps[0]] * 3 + [header.steps[1]] * 2 + [header.steps[2]] + [header.steps[3]] * header.n_coeffs)
@@ -245,6 +266,7 @@ class StreamDecoder:
             raise InvalidPacket(f"stream was coded with expression basis {h.basis_id.hex()}, this SDK has {self.basis.basis_id.hex()}")
         if self.header is not None and h.session_id == self.header.session_id:
             return  # repeated header (sent periodically for late joiners)
+        _check_header(h)
         self.header, self._s, self._prev, self._index = h, None, None, -1
         if not self._external_reference:
             self.reference = None
@@ -307,8 +329,8 @@ class StreamDecoder:
                 return KeypointFrame(idx, time, FrameKind.LOST)
             q = self._prev + pkt.decode_values(s.header.pred_scales).astype(np.int64)
             kind = FrameKind.PREDICTED
+        pose, coeffs = _decoded_pose(s, q)
         self._prev = q
-        pose, coeffs = _from_fields(s.ref_fields + q * s.steps)
         return KeypointFrame(idx, time, kind, pose, coeffs)
 
     def landmarks(self, frame: KeypointFrame) -> np.ndarray:

@@ -1,0 +1,501 @@
+"""TFLite → ONNX conversion for FaceLink's encoder graphs (BlazeFace, Face Mesh, Iris).
+
+The converter handles exactly the operators those graphs use — CONV_2D, DEPTHWISE_CONV_2D,
+PRELU, RELU, ADD, MAX_POOL_2D, PAD, RESHAPE, CONCATENATION and DEQUANTIZE (of float16
+constants) — and rejects anything else with a :class:`~facelink.errors.ModelFetchError` that
+names the operator.
+
+Layout.  TFLite is NHWC; inside the ONNX graph every rank-4 activation is NCHW (one Transpose
+after the input, one before each rank-4 output), so every convolution, pool and pad is a plain
+rank-4 NCHW op that TensorRT maps directly.  Activations of rank < 4 (BlazeFace's reshaped
+heads) are stored padded with trailing 1s to rank 4 and reshaped to their TFLite shape at the
+graph output.  Shapes are static; the opset is 17.
+
+Exactness.  TFLite's SAME padding is reproduced as explicit, possibly asymmetric pads computed
+from the static shapes (``before = total // 2``, the extra pixel after), and every operator's
+computed output shape is checked against the shape the TFLite file declares.  Float16 weights
+are widened to float32 initializers exactly as TFLite's DEQUANTIZE does.
+
+The graph's input keeps TFLite's NHWC float32 layout and value range, and its outputs keep
+TFLite's shapes, so results compare one-to-one with the TFLite interpreter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .._version import __version__
+from ..errors import ModelFetchError
+from ._tflite import (
+    Activation,
+    AddOptions,
+    BuiltinOp,
+    ConcatenationOptions,
+    Conv2DOptions,
+    DepthwiseConv2DOptions,
+    Model,
+    Operator,
+    Padding,
+    Pool2DOptions,
+    SubGraph,
+    TensorType,
+    op_name,
+    read_model,
+)
+
+__all__ = ["CONVERTER_VERSION", "OPSET", "convert"]
+
+#: bump whenever the produced graph changes; cached ONNX file names include it
+CONVERTER_VERSION = 1
+#: ONNX opset of the produced graphs
+OPSET = 17
+# IR version 8 is the oldest that carries opset 17; older runtimes and TensorRT parsers read it
+_IR_VERSION = 8
+
+_NHWC_TO_NCHW = (0, 3, 1, 2)
+_NCHW_TO_NHWC = (0, 2, 3, 1)
+#: TFLite NHWC axis → ONNX NCHW axis
+_AXIS_NCHW = (0, 2, 3, 1)
+
+
+def _fail(msg: str) -> ModelFetchError:
+    return ModelFetchError(f"cannot convert TFLite model: {msg}")
+
+
+def _storage_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """ONNX shape of an activation with TFLite shape ``shape`` (NCHW, or padded to rank 4)."""
+    if len(shape) == 4:
+        return tuple(shape[i] for i in _NHWC_TO_NCHW)
+    return tuple(shape) + (1,) * (4 - len(shape))
+
+
+def _window(size: int, k: int, stride: int, dilation: int, padding: int) -> tuple[int, int, int]:
+    """``(out, pad_before, pad_after)`` of one spatial axis, as TFLite computes them."""
+    eff = (k - 1) * dilation + 1
+    if padding == Padding.SAME:
+        out = -(-size // stride)
+        total = max((out - 1) * stride + eff - size, 0)
+        return out, total // 2, total - total // 2
+    if padding == Padding.VALID:
+        if size < eff:
+            raise _fail(f"VALID window {eff} is larger than the input ({size})")
+        return (size - eff) // stride + 1, 0, 0
+    raise _fail(f"unknown padding type {padding}")
+
+
+class _Graph:
+    """Builds the ONNX graph while walking the TFLite operators in order."""
+
+    def __init__(self, model: Model, graph: SubGraph) -> None:
+        self.model = model
+        self.g = graph
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.used: set[str] = set()
+        self.values: dict[int, str] = {}  # tensor index → ONNX name of an activation
+        self.consts: dict[int, np.ndarray] = {}  # tensor index → constant (TFLite layout, fp32/int)
+        self.op_index = 0
+        self.op_label = ""
+
+    # -- naming and emission -----------------------------------------------------------------
+
+    def fresh(self, base: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_./:-]", "_", base) or "t"
+        name, n = base, 1
+        while name in self.used:
+            n += 1
+            name = f"{base}__{n}"
+        self.used.add(name)
+        return name
+
+    def init(self, base: str, array: np.ndarray) -> str:
+        name = self.fresh(base)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: Sequence[str], output: str | None = None, **attrs: Any) -> str:
+        out = output if output is not None else self.fresh(f"{self.op_label}_{op}")
+        self.nodes.append(
+            helper.make_node(op, list(inputs), [out], name=self.fresh(f"n{len(self.nodes)}_{op}"), **attrs)
+        )
+        return out
+
+    def err(self, msg: str) -> ModelFetchError:
+        return _fail(f"operator {self.op_index} ({self.op_label}): {msg}")
+
+    # -- tensors ------------------------------------------------------------------------------
+
+    def tshape(self, idx: int) -> tuple[int, ...]:
+        shape = self.g.tensors[idx].shape
+        if any(d <= 0 for d in shape):
+            raise self.err(f"tensor {self.g.tensors[idx].name!r} has non-static shape {list(shape)}")
+        if len(shape) > 4:
+            raise self.err(f"tensor {self.g.tensors[idx].name!r} has rank {len(shape)} (at most 4 supported)")
+        return shape
+
+    def const(self, idx: int) -> np.ndarray | None:
+        """The constant value of tensor ``idx``, or None when it is computed at run time."""
+        if idx in self.consts:
+            return self.consts[idx]
+        if idx in self.values:
+            return None
+        data = self.model.tensor_data(self.g, idx)
+        if data is not None:
+            if data.dtype == np.float64:
+                raise self.err(f"float64 constant {self.g.tensors[idx].name!r} is not supported")
+            self.consts[idx] = data
+        return data
+
+    def need_const(self, idx: int, what: str) -> np.ndarray:
+        if idx < 0:
+            raise self.err(f"{what} is absent")
+        data = self.const(idx)
+        if data is None:
+            raise self.err(f"{what} ({self.g.tensors[idx].name!r}) must be a constant")
+        return data
+
+    def act(self, idx: int) -> str:
+        """ONNX name of activation tensor ``idx`` (must already be computed)."""
+        if idx < 0:
+            raise self.err("a required input is absent")
+        if idx not in self.values:
+            raise self.err(f"input {self.g.tensors[idx].name!r} is not computed by an earlier operator")
+        return self.values[idx]
+
+    def operand(self, idx: int, out_shape: tuple[int, ...]) -> str:
+        """An activation, or a constant broadcast-compatible with ``out_shape`` in storage layout."""
+        data = self.const(idx)
+        if data is None:
+            if len(self.tshape(idx)) != len(out_shape):
+                raise self.err(
+                    f"activation {self.g.tensors[idx].name!r} has rank {len(self.tshape(idx))}, "
+                    f"output rank {len(out_shape)}"
+                )
+            return self.act(idx)
+        arr = np.asarray(data, dtype=np.float32)
+        if arr.ndim > len(out_shape):
+            raise self.err(f"constant {self.g.tensors[idx].name!r} has higher rank than the output")
+        arr = arr.reshape((1,) * (len(out_shape) - arr.ndim) + arr.shape)
+        if len(out_shape) == 4:
+            arr = arr.transpose(_NHWC_TO_NCHW)
+        else:
+            arr = arr.reshape(arr.shape + (1,) * (4 - arr.ndim))
+        return self.init(self.g.tensors[idx].name, arr)
+
+    def set_output(self, op: Operator, name: str, shape: tuple[int, ...]) -> None:
+        """Record the op's single output, checking the computed shape against the file."""
+        if len(op.outputs) != 1:
+            raise self.err(f"expected 1 output, found {len(op.outputs)}")
+        idx = op.outputs[0]
+        t = self.g.tensors[idx]
+        if t.type != TensorType.FLOAT32:
+            raise self.err(f"output {t.name!r} has type {t.type}, only float32 activations are supported")
+        declared = self.tshape(idx)
+        if tuple(shape) != declared:
+            raise self.err(f"computed output shape {list(shape)} but the file declares {list(declared)}")
+        if idx in self.values or idx in self.consts or any(idx == i for i in self.g.inputs):
+            raise self.err(f"tensor {t.name!r} is written twice")
+        if self.nodes and self.nodes[-1].output[0] == name:  # name the value after the TFLite tensor
+            name = self.nodes[-1].output[0] = self.fresh(t.name)
+        self.values[idx] = name
+
+    def activation(self, x: str, fused: int) -> str:
+        if fused == Activation.NONE:
+            return x
+        if fused == Activation.RELU:
+            return self.node("Relu", [x])
+        if fused == Activation.RELU6:
+            lo = self.init("relu6_min", np.array(0.0, np.float32))
+            hi = self.init("relu6_max", np.array(6.0, np.float32))
+            return self.node("Clip", [x, lo, hi])
+        names = {2: "RELU_N1_TO_1", 4: "TANH", 5: "SIGN_BIT"}
+        raise self.err(f"fused activation {names.get(fused, fused)} is not supported")
+
+    def n_inputs(self, op: Operator, lo: int, hi: int | None = None) -> None:
+        hi = lo if hi is None else hi
+        if not lo <= len(op.inputs) <= hi:
+            raise self.err(f"expected {lo}..{hi} inputs, found {len(op.inputs)}")
+
+    # -- operators ----------------------------------------------------------------------------
+
+    def conv(self, op: Operator, depthwise: bool) -> None:
+        opt = op.options
+        if not isinstance(opt, DepthwiseConv2DOptions if depthwise else Conv2DOptions):
+            raise self.err("missing or wrong builtin options")
+        self.n_inputs(op, 2, 3)
+        x = self.act(op.inputs[0])
+        n, h, w, c = self._rank4(op.inputs[0])
+        kernel = np.asarray(self.need_const(op.inputs[1], "filter"), dtype=np.float32)
+        if kernel.ndim != 4:
+            raise self.err(f"filter has rank {kernel.ndim}, expected 4")
+        if min(opt.stride_h, opt.stride_w, opt.dilation_h, opt.dilation_w) < 1:
+            raise self.err("strides and dilations must be >= 1")
+        if depthwise:  # [1, KH, KW, C*M] → [C*M, 1, KH, KW], one group per input channel
+            if kernel.shape[0] != 1 or kernel.shape[3] % c:
+                raise self.err(f"depthwise filter shape {list(kernel.shape)} does not fit {c} input channels")
+            weight, group = kernel.transpose(3, 0, 1, 2), c
+        else:  # [O, KH, KW, I] → OIHW; I < C means a grouped convolution
+            if kernel.shape[3] < 1 or c % kernel.shape[3] or kernel.shape[0] % (c // kernel.shape[3]):
+                raise self.err(f"filter shape {list(kernel.shape)} does not fit {c} input channels")
+            weight, group = kernel.transpose(0, 3, 1, 2), c // kernel.shape[3]
+        cout, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+        oh, pt, pb = _window(h, kh, opt.stride_h, opt.dilation_h, opt.padding)
+        ow, pl, pr = _window(w, kw, opt.stride_w, opt.dilation_w, opt.padding)
+        inputs = [x, self.init(self.g.tensors[op.inputs[1]].name, weight)]
+        if len(op.inputs) == 3 and op.inputs[2] >= 0:
+            bias = np.asarray(self.need_const(op.inputs[2], "bias"), dtype=np.float32)
+            if bias.shape != (cout,):
+                raise self.err(f"bias shape {list(bias.shape)} does not match {cout} output channels")
+            inputs.append(self.init(self.g.tensors[op.inputs[2]].name, bias))
+        y = self.node(
+            "Conv",
+            inputs,
+            kernel_shape=[kh, kw],
+            strides=[opt.stride_h, opt.stride_w],
+            dilations=[opt.dilation_h, opt.dilation_w],
+            pads=[pt, pl, pb, pr],
+            group=group,
+        )
+        self.set_output(op, self.activation(y, opt.activation), (n, oh, ow, cout))
+
+    def max_pool(self, op: Operator) -> None:
+        opt = op.options
+        if not isinstance(opt, Pool2DOptions):
+            raise self.err("missing or wrong builtin options")
+        self.n_inputs(op, 1)
+        x = self.act(op.inputs[0])
+        n, h, w, c = self._rank4(op.inputs[0])
+        if min(opt.stride_h, opt.stride_w, opt.filter_h, opt.filter_w) < 1:
+            raise self.err("strides and filter sizes must be >= 1")
+        oh, pt, pb = _window(h, opt.filter_h, opt.stride_h, 1, opt.padding)
+        ow, pl, pr = _window(w, opt.filter_w, opt.stride_w, 1, opt.padding)
+        # ONNX MaxPool ignores padded cells, as TFLite's SAME max pooling does
+        y = self.node(
+            "MaxPool",
+            [x],
+            kernel_shape=[opt.filter_h, opt.filter_w],
+            strides=[opt.stride_h, opt.stride_w],
+            pads=[pt, pl, pb, pr],
+        )
+        self.set_output(op, self.activation(y, opt.activation), (n, oh, ow, c))
+
+    def pad(self, op: Operator) -> None:
+        self.n_inputs(op, 2)
+        x = self.act(op.inputs[0])
+        shape = self.tshape(op.inputs[0])
+        pads = np.asarray(self.need_const(op.inputs[1], "paddings"))
+        if pads.dtype.kind not in "iu" or pads.shape != (len(shape), 2) or (pads < 0).any():
+            raise self.err(f"paddings {pads.tolist()} do not fit a rank-{len(shape)} input")
+        pads = pads.astype(np.int64)
+        out = tuple(int(d + a + b) for d, (a, b) in zip(shape, pads))
+        if len(shape) == 4:
+            pads = pads[list(_NHWC_TO_NCHW)]
+        else:
+            pads = np.concatenate([pads, np.zeros((4 - len(shape), 2), np.int64)])
+        onnx_pads = self.init(f"{self.op_label}_pads", np.concatenate([pads[:, 0], pads[:, 1]]))
+        self.set_output(op, self.node("Pad", [x, onnx_pads], mode="constant"), out)
+
+    def prelu(self, op: Operator) -> None:
+        self.n_inputs(op, 2)
+        shape = self._rank4(op.inputs[0])
+        alpha = self.need_const(op.inputs[1], "alpha")
+        try:
+            fits = alpha.ndim <= 4 and np.broadcast_shapes(alpha.shape, shape) == shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise self.err(f"alpha shape {list(alpha.shape)} does not broadcast to {list(shape)}")
+        y = self.node("PRelu", [self.act(op.inputs[0]), self.operand(op.inputs[1], shape)])
+        self.set_output(op, y, shape)
+
+    def relu(self, op: Operator) -> None:
+        self.n_inputs(op, 1)
+        self.set_output(op, self.node("Relu", [self.act(op.inputs[0])]), self.tshape(op.inputs[0]))
+
+    def add(self, op: Operator) -> None:
+        opt = op.options
+        fused = opt.activation if isinstance(opt, AddOptions) else Activation.NONE
+        self.n_inputs(op, 2)
+        a, b = op.inputs
+        if min(a, b) < 0:
+            raise self.err("an input is absent")
+        if self.const(a) is not None and self.const(b) is not None:
+            raise self.err("adding two constants is not supported")
+        try:
+            shape = tuple(int(d) for d in np.broadcast_shapes(self.tshape(a), self.tshape(b)))
+        except ValueError:
+            raise self.err(f"shapes {list(self.tshape(a))} and {list(self.tshape(b))} do not broadcast") from None
+        for i in (a, b):
+            if self.const(i) is None and self.tshape(i) != shape:
+                raise self.err("broadcasting an activation is not supported")
+        y = self.node("Add", [self.operand(a, shape), self.operand(b, shape)])
+        self.set_output(op, self.activation(y, fused), shape)
+
+    def reshape(self, op: Operator) -> None:
+        self.n_inputs(op, 1, 2)
+        src = self.tshape(op.inputs[0])
+        if len(op.outputs) != 1:
+            raise self.err(f"expected 1 output, found {len(op.outputs)}")
+        dst = self.tshape(op.outputs[0])
+        if int(np.prod(src)) != int(np.prod(dst)):
+            raise self.err(f"cannot reshape {list(src)} to {list(dst)}")
+        x = self.act(op.inputs[0])
+        if len(src) == 4:  # back to TFLite's element order first
+            x = self.node("Transpose", [x], perm=list(_NCHW_TO_NHWC))
+        nhwc_dst = dst if len(dst) == 4 else _storage_shape(dst)
+        y = self.node("Reshape", [x, self.init(f"{self.op_label}_shape", np.array(nhwc_dst, np.int64))])
+        if len(dst) == 4:
+            y = self.node("Transpose", [y], perm=list(_NHWC_TO_NCHW))
+        self.set_output(op, y, dst)
+
+    def concat(self, op: Operator) -> None:
+        opt = op.options
+        if not isinstance(opt, ConcatenationOptions):
+            raise self.err("missing or wrong builtin options")
+        if not op.inputs:
+            raise self.err("no inputs")
+        shapes = [self.tshape(i) for i in op.inputs]
+        rank = len(shapes[0])
+        if not -rank <= opt.axis < rank:
+            raise self.err(f"axis {opt.axis} out of range for rank {rank}")
+        axis = opt.axis % rank
+        for s in shapes:
+            if len(s) != rank or any(d != e for k, (d, e) in enumerate(zip(s, shapes[0])) if k != axis):
+                raise self.err(f"input shapes {[list(s) for s in shapes]} do not concatenate on axis {axis}")
+        out = list(shapes[0])
+        out[axis] = sum(s[axis] for s in shapes)
+        names = [self.operand(i, s) for i, s in zip(op.inputs, shapes)]
+        y = self.node("Concat", names, axis=_AXIS_NCHW[axis] if rank == 4 else axis)
+        self.set_output(op, self.activation(y, opt.activation), tuple(out))
+
+    def dequantize(self, op: Operator) -> None:
+        self.n_inputs(op, 1)
+        data = self.need_const(op.inputs[0], "input")
+        if data.dtype != np.float16:
+            raise self.err(f"only float16 weights are supported, found {data.dtype}")
+        if len(op.outputs) != 1 or self.g.tensors[op.outputs[0]].type != TensorType.FLOAT32:
+            raise self.err("output must be one float32 tensor")
+        idx = op.outputs[0]
+        if self.tshape(idx) != data.shape:
+            raise self.err(f"output shape {list(self.tshape(idx))} differs from input {list(data.shape)}")
+        if idx in self.values or idx in self.consts:
+            raise self.err(f"tensor {self.g.tensors[idx].name!r} is written twice")
+        self.consts[idx] = data.astype(np.float32)
+
+    def _rank4(self, idx: int) -> tuple[int, int, int, int]:
+        shape = self.tshape(idx)
+        if len(shape) != 4:
+            raise self.err(f"input {self.g.tensors[idx].name!r} has rank {len(shape)}, expected 4 (NHWC)")
+        return shape  # type: ignore[return-value]
+
+
+def convert(
+    model: Model | bytes,
+    *,
+    output_names: Sequence[str] | None = None,
+    input_name: str = "input",
+    graph_name: str = "facelink",
+    metadata: dict[str, str] | None = None,
+) -> onnx.ModelProto:
+    """Convert a TFLite model (decoded or raw bytes) to a checked ONNX model.
+
+    ``output_names`` renames the subgraph outputs in order (default: TFLite's names).  The
+    single input is renamed ``input_name``.  ``metadata`` is stored as ONNX metadata props.
+    Raises :class:`ModelFetchError` for unsupported operators or anything inconsistent.
+    """
+    if not isinstance(model, Model):
+        model = read_model(model)
+    if len(model.subgraphs) != 1:
+        raise _fail(f"expected 1 subgraph, found {len(model.subgraphs)}")
+    g = model.subgraphs[0]
+    b = _Graph(model, g)
+    if len(g.inputs) != 1:
+        raise _fail(f"expected 1 graph input, found {len(g.inputs)}")
+    if output_names is not None and len(output_names) != len(g.outputs):
+        raise _fail(f"graph has {len(g.outputs)} outputs, {len(output_names)} names given")
+    if not g.outputs:
+        raise _fail("graph has no outputs")
+    out_names = list(output_names) if output_names is not None else [g.tensors[i].name for i in g.outputs]
+    if len(set(out_names)) != len(out_names) or input_name in out_names:
+        raise _fail(f"input/output names {[input_name, *out_names]} are not distinct")
+
+    in_idx = g.inputs[0]
+    in_t = g.tensors[in_idx]
+    in_shape = in_t.shape
+    if in_t.type != TensorType.FLOAT32 or len(in_shape) != 4 or any(d <= 0 for d in in_shape):
+        raise _fail(f"input {in_t.name!r} must be static float32 NHWC, found type {in_t.type} shape {list(in_shape)}")
+    b.used.update([input_name, *out_names])
+    b.values[in_idx] = b.node("Transpose", [input_name], b.fresh("input_nchw"), perm=list(_NHWC_TO_NCHW))
+
+    handlers = {
+        BuiltinOp.CONV_2D: lambda op: b.conv(op, depthwise=False),
+        BuiltinOp.DEPTHWISE_CONV_2D: lambda op: b.conv(op, depthwise=True),
+        BuiltinOp.MAX_POOL_2D: b.max_pool,
+        BuiltinOp.PAD: b.pad,
+        BuiltinOp.PRELU: b.prelu,
+        BuiltinOp.RELU: b.relu,
+        BuiltinOp.ADD: b.add,
+        BuiltinOp.RESHAPE: b.reshape,
+        BuiltinOp.CONCATENATION: b.concat,
+        BuiltinOp.DEQUANTIZE: b.dequantize,
+    }
+    for k, op in enumerate(g.operators):
+        code = model.operator_codes[op.opcode]
+        custom = model.custom_codes[op.opcode]
+        b.op_index = k
+        b.op_label = op_name(code) if custom is None else f"CUSTOM:{custom}"
+        handler = handlers.get(code) if custom is None else None
+        if handler is None:
+            raise _fail(
+                f"unsupported operator {b.op_label} (operator {k}); FaceLink converts only "
+                "CONV_2D, DEPTHWISE_CONV_2D, PRELU, RELU, ADD, MAX_POOL_2D, PAD, RESHAPE, "
+                "CONCATENATION, DEQUANTIZE"
+            )
+        handler(op)
+
+    b.op_label, b.op_index = "output", len(g.operators)
+    outputs = []
+    for idx, name in zip(g.outputs, out_names):
+        if idx not in b.values:
+            raise _fail(f"output {g.tensors[idx].name!r} is not computed by the graph")
+        shape = b.tshape(idx)
+        if len(shape) == 4:
+            b.node("Transpose", [b.values[idx]], name, perm=list(_NCHW_TO_NHWC))
+        else:
+            b.node("Reshape", [b.values[idx], b.init(f"{name}_shape", np.array(shape, np.int64))], name)
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+
+    graph = helper.make_graph(
+        b.nodes,
+        graph_name,
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(in_shape))],
+        outputs,
+        initializer=b.inits,
+    )
+    onnx_model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="facelink",
+        producer_version=f"{__version__}+converter{CONVERTER_VERSION}",
+        doc_string=f"Converted from TFLite by FaceLink's converter v{CONVERTER_VERSION}",
+    )
+    onnx_model.ir_version = _IR_VERSION
+    helper.set_model_props(onnx_model, {"facelink.converter_version": str(CONVERTER_VERSION), **(metadata or {})})
+    try:
+        onnx.checker.check_model(onnx_model)
+        inferred = onnx.shape_inference.infer_shapes(onnx_model, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _fail(f"ONNX check failed: {first}") from None
+    for vi, declared in zip(inferred.graph.output, outputs):
+        dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        want = [d.dim_value for d in declared.type.tensor_type.shape.dim]
+        if dims != want:
+            raise _fail(f"output {vi.name!r} infers to shape {dims}, expected {want}")
+    return onnx_model
