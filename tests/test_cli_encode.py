@@ -1,0 +1,135 @@
+"""``facelink encode`` end to end, in-process, with the issue's bad inputs."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facelink.bitstream import PacketType, iter_flk, parse_packet
+from facelink.cli import main
+from facelink.io import VideoWriter
+
+
+def _write_video(path, frames, fps=25):
+    h, w = frames[0].shape[:2]
+    with VideoWriter(str(path), w, h, fps) as vw:
+        for i, f in enumerate(frames):
+            vw.write(f, i / fps)
+    return path
+
+
+@pytest.fixture(scope="module")
+def face_crop(portrait):
+    return np.asarray(Image.fromarray(portrait[10:330, 60:380]).resize((256, 256)))
+
+
+@pytest.fixture(scope="module")
+def talking_video(tmp_path_factory, face_crop):
+    """30 frames of the portrait drifting sideways, with the face gone for frames 12-17."""
+    frames = []
+    for i in range(30):
+        f = np.zeros((256, 320, 3), np.uint8)
+        if not 12 <= i < 18:
+            f[:, i : i + 256] = face_crop
+        frames.append(f)
+    return _write_video(tmp_path_factory.mktemp("v") / "talk.mp4", frames)
+
+
+def _packets(path):
+    return [parse_packet(p) for p in iter_flk(path)]
+
+
+def test_encode_json_and_stream_contents(face_models, talking_video, tmp_path, capsys):
+    out = tmp_path / "s.flk"
+    rc = main(["encode", str(talking_video), "-o", str(out), "--json", "--key-interval", "10"])
+    assert rc == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["frames"] == 30 and stats["face_frames"] == 24
+    assert 0 < stats["kbps"] < 10 and stats["bytes"] > 0 and stats["reference_bytes"] > 1000
+    pkts = _packets(out)
+    types = [p.TYPE for p in pkts]
+    assert types[0] == PacketType.SESSION_HEADER and types[-1] == PacketType.END
+    frames = [p for p in pkts if p.TYPE in (PacketType.KEY_FRAME, PacketType.PREDICTED_FRAME, PacketType.NO_FACE)]
+    assert len(frames) == 30
+    assert [p.TYPE for p in frames[12:18]] == [PacketType.NO_FACE] * 6
+    assert frames[18].TYPE == PacketType.KEY_FRAME, "a face re-entering starts with a key frame"
+    assert sum(len(bytes(p)) for p in pkts if p.TYPE != PacketType.REFERENCE_CHUNK) == stats["bytes"]
+
+
+def test_quality_presets_order_the_rate(face_models, talking_video, tmp_path, capsys):
+    rates = {}
+    for q in ("low", "high"):
+        assert main(["encode", str(talking_video), "-o", str(tmp_path / f"{q}.flk"), "--quality", q, "--json"]) == 0
+        rates[q] = json.loads(capsys.readouterr().out)["bytes"]
+    assert rates["low"] < rates["high"]
+
+
+def test_external_reference_image(face_models, talking_video, face_crop, tmp_path, capsys):
+    ref = tmp_path / "ref.png"
+    Image.fromarray(face_crop).save(ref)
+    assert main(["encode", str(talking_video), "-o", str(tmp_path / "r.flk"), "--reference", str(ref), "--json"]) == 0
+    header = _packets(tmp_path / "r.flk")[0]
+    assert dict(header.extensions).get(1), "anchor pose carried in the header"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.mp4", "no such file"),
+        (lambda d: (d / "empty.mp4").write_bytes(b"") and d / "empty.mp4" or d / "empty.mp4", "cannot open"),
+        (lambda d: (d / "text.mp4").write_text("hello, not a video\n") and d / "text.mp4", "cannot open"),
+        (lambda d: d, "directory"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(face_models, tmp_path, capsys, make, message):
+    src = make(tmp_path)
+    rc = main(["encode", str(src), "-o", str(tmp_path / "o.flk")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and message in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "o.flk").exists(), "no partial output"
+
+
+def test_video_without_a_face(face_models, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    src = _write_video(tmp_path / "noface.mp4", [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(8)])
+    assert main(["encode", str(src), "-o", str(tmp_path / "o.flk")]) == 1
+    assert "no face" in capsys.readouterr().err
+
+
+def test_truncated_mp4_without_index_is_a_clear_error(face_models, talking_video, tmp_path, capsys):
+    data = talking_video.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])  # the moov index sits at the end: gone
+    assert main(["encode", str(cut), "-o", str(tmp_path / "o.flk")]) == 1
+    assert "cannot open as video" in capsys.readouterr().err
+
+
+def test_truncated_streamable_video_encodes_what_decodes(face_models, face_crop, tmp_path, capsys):
+    frames = []
+    for i in range(30):
+        f = np.zeros((256, 320, 3), np.uint8)
+        f[:, 2 * i : 2 * i + 256] = face_crop
+        frames.append(f)
+    full = _write_video(tmp_path / "full.mkv", frames)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 93 // 100])  # past the key frame, before the end
+    assert main(["encode", str(cut), "-o", str(tmp_path / "o.flk"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert 5 < stats["frames"] < 30 and stats["face_frames"] == stats["frames"]
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["encode"]) == 2
+    assert main(["encode", "x.mp4", "-o", "y.flk", "--quality", "ultra"]) == 2
+    assert main(["encode", "x.mp4", "-o", "y.flk", "--kbps", "-3"]) == 2
+    assert main(["encode", "x.mp4", "-o", "y.flk", "--kbps", "2", "--quality", "low"]) == 2
+    assert main(["nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+
+
+def test_output_directory_must_exist(face_models, talking_video, tmp_path, capsys):
+    assert main(["encode", str(talking_video), "-o", str(tmp_path / "nope" / "o.flk")]) == 1
+    assert "does not exist" in capsys.readouterr().err
