@@ -1,0 +1,80 @@
+"""FaceLink bitstream: packets, the static-model range coder and ``.flk`` files.
+
+A pure core: bytes in, bytes out.  Sockets, clocks and threads live in the
+runners that drive it.  The byte-exact format is specified in
+``docs/bitstream.md``.
+"""
+
+from __future__ import annotations
+
+from facelink.bitstream.flk import (
+    FLK_MAGIC,
+    MAX_RECORD_SIZE,
+    FlkWriter,
+    PathOrFile,
+    iter_flk,
+    read_flk,
+    write_flk,
+)
+from facelink.bitstream.packets import (
+    BITSTREAM_VERSION,
+    MAGIC,
+    MAX_CHUNK_DATA,
+    MAX_COEFFS,
+    MAX_FRAME_PAYLOAD,
+    POSE_FIELDS,
+    End,
+    KeyFrame,
+    NoFace,
+    Packet,
+    PacketType,
+    PredictedFrame,
+    ReferenceChunk,
+    Seal,
+    SessionHeader,
+    parse_packet,
+)
+from facelink.bitstream.rangecoder import (
+    MAX_ABS_VALUE,
+    NUM_SCALES,
+    SCALES,
+    ScaleIndices,
+    decode_ints,
+    encode_ints,
+    estimate_bits,
+    fit_scale_index,
+)
+
+__all__ = [
+    "BITSTREAM_VERSION",
+    "End",
+    "FLK_MAGIC",
+    "FlkWriter",
+    "KeyFrame",
+    "MAGIC",
+    "MAX_ABS_VALUE",
+    "MAX_CHUNK_DATA",
+    "MAX_COEFFS",
+    "MAX_FRAME_PAYLOAD",
+    "MAX_RECORD_SIZE",
+    "NUM_SCALES",
+    "NoFace",
+    "POSE_FIELDS",
+    "Packet",
+    "PacketType",
+    "PathOrFile",
+    "PredictedFrame",
+    "ReferenceChunk",
+    "SCALES",
+    "ScaleIndices",
+    "Seal",
+    "SessionHeader",
+    "decode_ints",
+    "encode_ints",
+    "estimate_bits",
+    "fit_scale_index",
+    "iter_flk",
+    "parse_packet",
+    "read_flk",
+    "write_flk",
+]

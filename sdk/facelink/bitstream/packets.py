@@ -1,0 +1,647 @@
+"""FaceLink wire packets: frozen dataclasses with ``parse(data)`` and ``__bytes__``.
+
+Every packet starts with the magic ``b"FL"``, the bitstream version byte and a
+packet type byte (:class:`PacketType`), followed by a type-specific body with
+little-endian integers.  Parsing is strict and canonical: anything malformed
+raises :class:`~facelink.errors.InvalidPacket` with a one-line message, and
+every accepted byte string re-serialises to exactly itself
+(``bytes(parse_packet(data)) == data``).  Constructors validate their
+arguments and raise ``TypeError``/``ValueError`` for programmer errors.
+
+Frame packets (:class:`KeyFrame`, :class:`PredictedFrame`) carry their values
+range-coded; the packet alone does not know how many values it holds or with
+which models, so :meth:`KeyFrame.from_values` / :meth:`KeyFrame.decode_values`
+take the scale indices from the :class:`SessionHeader`.
+
+The byte layout is specified in ``docs/bitstream.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Callable, ClassVar, Dict, TypeVar, Union
+
+import numpy as np
+
+from facelink.bitstream._varint import (
+    VarintError,
+    decode_uvarint,
+    encode_uvarint,
+    zigzag_decode,
+    zigzag_encode,
+)
+from facelink.bitstream.rangecoder import NUM_SCALES, decode_ints, encode_ints
+from facelink.errors import InvalidPacket
+
+__all__ = [
+    "BITSTREAM_VERSION",
+    "End",
+    "KeyFrame",
+    "MAGIC",
+    "MAX_CHUNK_DATA",
+    "MAX_COEFFS",
+    "MAX_FRAME_PAYLOAD",
+    "NoFace",
+    "POSE_FIELDS",
+    "Packet",
+    "PacketType",
+    "PredictedFrame",
+    "ReferenceChunk",
+    "Seal",
+    "SessionHeader",
+    "parse_packet",
+]
+
+#: first two bytes of every packet
+MAGIC = b"FL"
+#: the bitstream version this module reads and writes
+BITSTREAM_VERSION = 1
+#: pose fields before the expression coefficients: 3 rotations, 2 translations, log-scale
+POSE_FIELDS = 6
+#: largest number K of expression coefficients
+MAX_COEFFS = 64
+#: largest data field of a ReferenceChunk, bytes
+MAX_CHUNK_DATA = 65000
+#: largest range-coded payload of a frame packet (70 values never need more than 492)
+MAX_FRAME_PAYLOAD = 512
+
+_HEADER_SIZE = 4
+_U16 = 0xFFFF
+_U32 = 0xFFFFFFFF
+_U64 = 0xFFFFFFFFFFFFFFFF
+_I32_MIN = -(1 << 31)
+_I32_MAX = (1 << 31) - 1
+_PTS_VARINT_BYTES = 5
+
+
+class PacketType(IntEnum):
+    """Packet type byte.  Values are part of the wire format: never renumber."""
+
+    SESSION_HEADER = 0x01
+    REFERENCE_CHUNK = 0x02
+    KEY_FRAME = 0x03
+    PREDICTED_FRAME = 0x04
+    NO_FACE = 0x05
+    SEAL = 0x06
+    END = 0x07
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _int(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    v = operator.index(value)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} {v} out of range ({lo}..{hi})")
+    return v
+
+
+def _bytes(name: str, value: object, lo: int, hi: int) -> bytes:
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{name} must be bytes, got {type(value).__name__}")
+    b = bytes(value)
+    if not lo <= len(b) <= hi:
+        expected = str(lo) if lo == hi else f"{lo}..{hi}"
+        raise ValueError(f"{name} must be {expected} bytes, got {len(b)}")
+    return b
+
+
+def _scales(name: str, value: object, count: int | None = None) -> bytes:
+    """Scale indices as bytes (from bytes or a sequence of ints), each < NUM_SCALES."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        b = bytes(value)
+    elif isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
+        b = bytes(_int(f"{name}[{i}]", s, 0, 0xFF) for i, s in enumerate(value))
+    else:
+        raise TypeError(f"{name} must be bytes or a sequence of ints, got {type(value).__name__}")
+    if count is not None and len(b) != count:
+        raise ValueError(f"{name} must be {count} bytes, got {len(b)}")
+    for i, s in enumerate(b):
+        if s >= NUM_SCALES:
+            raise ValueError(f"{name}[{i}] = {s} is not a scale index (0..{NUM_SCALES - 1})")
+    return b
+
+
+def _float32(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    try:
+        f = struct.unpack("<f", struct.pack("<f", float(value)))[0]
+    except OverflowError:
+        f = math.inf
+    if not (math.isfinite(f) and f > 0.0):
+        raise ValueError(f"{name} must be finite and > 0 as float32, got {value!r}")
+    return f
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _data(data: object) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    return bytes(data)
+
+
+def _header(ptype: PacketType) -> bytes:
+    return MAGIC + bytes((BITSTREAM_VERSION, ptype))
+
+
+class _Reader:
+    """Cursor over a packet body; every shortfall is an InvalidPacket."""
+
+    __slots__ = ("data", "name", "pos")
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data = data
+        self.name = name
+        self.pos = _HEADER_SIZE
+
+    def need(self, n: int) -> None:
+        missing = self.pos + n - len(self.data)
+        if missing > 0:
+            raise InvalidPacket(f"packet truncated: {self.name} needs {_plural(missing, 'more byte')}")
+
+    def take(self, n: int) -> bytes:
+        self.need(n)
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: struct.Struct) -> tuple[Any, ...]:
+        self.need(fmt.size)
+        out = fmt.unpack_from(self.data, self.pos)
+        self.pos += fmt.size
+        return out
+
+    def pts_offset(self) -> int:
+        try:
+            value, self.pos = decode_uvarint(self.data, self.pos, _PTS_VARINT_BYTES)
+        except VarintError as exc:
+            if exc.reason == "truncated":
+                raise InvalidPacket(f"packet truncated: {self.name} needs 1 more byte") from None
+            if exc.reason == "non-minimal":
+                raise InvalidPacket(f"{self.name}: pts_offset varint is not minimally encoded") from None
+            raise InvalidPacket(f"{self.name}: pts_offset varint is longer than 5 bytes") from None
+        if value > _U32:
+            raise InvalidPacket(
+                f"{self.name}: pts_offset {zigzag_decode(value)} out of range ({_I32_MIN}..{_I32_MAX})"
+            )
+        return zigzag_decode(value)
+
+    def rest(self) -> bytes:
+        out = self.data[self.pos :]
+        self.pos = len(self.data)
+        return out
+
+    def done(self) -> None:
+        extra = len(self.data) - self.pos
+        if extra:
+            raise InvalidPacket(f"packet has {_plural(extra, 'trailing byte')} after {self.name}")
+
+
+_P = TypeVar("_P", bound="_PacketBase")
+
+
+class _PacketBase(ABC):
+    """Shared parse entry point; subclasses define TYPE, _MIN_BODY, _from_body and __bytes__."""
+
+    __slots__ = ()
+    TYPE: ClassVar[PacketType]
+    _MIN_BODY: ClassVar[int]
+
+    @classmethod
+    def parse(cls: type[_P], data: bytes) -> _P:
+        """Parse one packet of exactly this type; raises InvalidPacket otherwise."""
+        raw = _data(data)
+        ptype = _check_header(raw)
+        if ptype is not cls.TYPE:
+            raise InvalidPacket(f"expected a {cls.TYPE.name} packet, got {ptype.name}")
+        return cls._parse_body(raw)
+
+    @classmethod
+    def _parse_body(cls: type[_P], data: bytes) -> _P:
+        reader = _Reader(data, cls.TYPE.name)
+        reader.need(cls._MIN_BODY)
+        kwargs = cls._from_body(reader)
+        reader.done()
+        try:
+            return cls(**kwargs)
+        except ValueError as exc:
+            raise InvalidPacket(f"{cls.TYPE.name}: {exc}") from None
+
+    @classmethod
+    @abstractmethod
+    def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
+        """Read the body fields after the header; returns constructor arguments."""
+
+    @abstractmethod
+    def __bytes__(self) -> bytes:
+        """The packet's canonical wire bytes."""
+
+
+# ---------------------------------------------------------------- packet types
+
+_SESSION_FIXED = struct.Struct("<QHHIIHB")
+_STEPS = struct.Struct("<4f")
+_U8 = struct.Struct("<B")
+_U16S = struct.Struct("<H")
+_U32S = struct.Struct("<I")
+_TLV = struct.Struct("<BH")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHeader(_PacketBase):
+    """Once per session: frame geometry, rate, quantiser steps and entropy models.
+
+    ``steps`` are (rotation step in degrees, translation step in pixels,
+    log-scale step, coefficient step in coefficient standard deviations); they
+    are stored rounded to float32.  ``key_scales``/``pred_scales`` hold one
+    range-coder scale index per value (``6 + n_coeffs`` each).
+    ``reference_digest`` is the SHA-256 of the reference blob (all zero and
+    ``reference_size == 0`` when there is none).  ``extensions`` are
+    ``(tag, value)`` pairs with strictly increasing tags; unknown tags are kept.
+    """
+
+    TYPE: ClassVar[PacketType] = PacketType.SESSION_HEADER
+    _MIN_BODY: ClassVar[int] = 16 + _SESSION_FIXED.size + 8 + _STEPS.size + 2 * POSE_FIELDS + 32 + 4 + 1
+
+    session_id: bytes
+    created_us: int
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    key_interval: int
+    n_coeffs: int
+    basis_id: bytes
+    steps: tuple[float, float, float, float]
+    key_scales: bytes
+    pred_scales: bytes
+    reference_digest: bytes = bytes(32)
+    reference_size: int = 0
+    extensions: tuple[tuple[int, bytes], ...] = ()
+
+    def __post_init__(self) -> None:
+        _set(self, "session_id", _bytes("session_id", self.session_id, 16, 16))
+        _set(self, "created_us", _int("created_us", self.created_us, 0, _U64))
+        _set(self, "width", _int("width", self.width, 1, _U16))
+        _set(self, "height", _int("height", self.height, 1, _U16))
+        _set(self, "fps_num", _int("fps_num", self.fps_num, 1, _U32))
+        _set(self, "fps_den", _int("fps_den", self.fps_den, 1, _U32))
+        _set(self, "key_interval", _int("key_interval", self.key_interval, 1, _U16))
+        n_coeffs = _int("n_coeffs", self.n_coeffs, 0, MAX_COEFFS)
+        _set(self, "n_coeffs", n_coeffs)
+        _set(self, "basis_id", _bytes("basis_id", self.basis_id, 8, 8))
+        try:
+            steps = tuple(self.steps)
+        except TypeError:
+            raise TypeError("steps must be a sequence of 4 floats") from None
+        if len(steps) != 4:
+            raise ValueError(f"steps must hold 4 floats, got {len(steps)}")
+        _set(self, "steps", tuple(_float32(f"steps[{i}]", s) for i, s in enumerate(steps)))
+        n_values = POSE_FIELDS + n_coeffs
+        _set(self, "key_scales", _scales("key_scales", self.key_scales, n_values))
+        _set(self, "pred_scales", _scales("pred_scales", self.pred_scales, n_values))
+        digest = _bytes("reference_digest", self.reference_digest, 32, 32)
+        _set(self, "reference_digest", digest)
+        size = _int("reference_size", self.reference_size, 0, _U32)
+        _set(self, "reference_size", size)
+        if any(digest) and size == 0:
+            raise ValueError("reference_size must be >= 1 when reference_digest is set")
+        if not any(digest) and size != 0:
+            raise ValueError("reference_size must be 0 when reference_digest is all zero")
+        _set(self, "extensions", _extensions(self.extensions))
+
+    @property
+    def n_values(self) -> int:
+        """Values per frame: 6 pose fields + ``n_coeffs`` expression coefficients."""
+        return POSE_FIELDS + self.n_coeffs
+
+    def __bytes__(self) -> bytes:
+        parts = [
+            _header(self.TYPE),
+            self.session_id,
+            _SESSION_FIXED.pack(
+                self.created_us,
+                self.width,
+                self.height,
+                self.fps_num,
+                self.fps_den,
+                self.key_interval,
+                self.n_coeffs,
+            ),
+            self.basis_id,
+            _STEPS.pack(*self.steps),
+            self.key_scales,
+            self.pred_scales,
+            self.reference_digest,
+            _U32S.pack(self.reference_size),
+            _U8.pack(len(self.extensions)),
+        ]
+        for tag, value in self.extensions:
+            parts.append(_TLV.pack(tag, len(value)))
+            parts.append(value)
+        return b"".join(parts)
+
+    @classmethod
+    def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
+        session_id = reader.take(16)
+        created_us, width, height, fps_num, fps_den, key_interval, n_coeffs = reader.unpack(_SESSION_FIXED)
+        if n_coeffs > MAX_COEFFS:
+            raise InvalidPacket(f"{cls.TYPE.name}: n_coeffs {n_coeffs} out of range (0..{MAX_COEFFS})")
+        basis_id = reader.take(8)
+        steps = reader.unpack(_STEPS)
+        n_values = POSE_FIELDS + n_coeffs
+        reader.need(2 * n_values + 32 + 4 + 1)
+        key_scales = reader.take(n_values)
+        pred_scales = reader.take(n_values)
+        reference_digest = reader.take(32)
+        (reference_size,) = reader.unpack(_U32S)
+        (n_ext,) = reader.unpack(_U8)
+        extensions = []
+        for _ in range(n_ext):
+            tag, length = reader.unpack(_TLV)
+            extensions.append((tag, reader.take(length)))
+        return {
+            "session_id": session_id,
+            "created_us": created_us,
+            "width": width,
+            "height": height,
+            "fps_num": fps_num,
+            "fps_den": fps_den,
+            "key_interval": key_interval,
+            "n_coeffs": n_coeffs,
+            "basis_id": basis_id,
+            "steps": steps,
+            "key_scales": key_scales,
+            "pred_scales": pred_scales,
+            "reference_digest": reference_digest,
+            "reference_size": reference_size,
+            "extensions": tuple(extensions),
+        }
+
+
+def _extensions(value: object) -> tuple[tuple[int, bytes], ...]:
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, bytearray, str)):
+        raise TypeError("extensions must be a sequence of (tag, value) pairs")
+    out: list[tuple[int, bytes]] = []
+    for item in value:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise TypeError("each extension must be a (tag, value) tuple")
+        tag = _int("extension tag", item[0], 0, 0xFF)
+        data = _bytes(f"extension {tag} value", item[1], 0, _U16)
+        if out and tag <= out[-1][0]:
+            raise ValueError(f"extension tags must be strictly increasing, got {tag} after {out[-1][0]}")
+        out.append((tag, data))
+    if len(out) > 0xFF:
+        raise ValueError(f"at most 255 extensions, got {len(out)}")
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceChunk(_PacketBase):
+    """One piece of the reference blob, identified by the first 8 bytes of its SHA-256."""
+
+    TYPE: ClassVar[PacketType] = PacketType.REFERENCE_CHUNK
+    _MIN_BODY: ClassVar[int] = 8 + 2 + 2 + 1
+
+    digest_prefix: bytes
+    index: int
+    count: int
+    data: bytes
+
+    def __post_init__(self) -> None:
+        _set(self, "digest_prefix", _bytes("digest_prefix", self.digest_prefix, 8, 8))
+        count = _int("count", self.count, 1, _U16)
+        _set(self, "count", count)
+        index = _int("index", self.index, 0, _U16)
+        if index >= count:
+            raise ValueError(f"index {index} out of range for count {count}")
+        _set(self, "index", index)
+        _set(self, "data", _bytes("data", self.data, 1, MAX_CHUNK_DATA))
+
+    def __bytes__(self) -> bytes:
+        return b"".join(
+            (_header(self.TYPE), self.digest_prefix, _CHUNK.pack(self.index, self.count), self.data)
+        )
+
+    @classmethod
+    def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
+        digest_prefix = reader.take(8)
+        index, count = reader.unpack(_CHUNK)
+        return {"digest_prefix": digest_prefix, "index": index, "count": count, "data": reader.rest()}
+
+
+_CHUNK = struct.Struct("<HH")
+_F = TypeVar("_F", bound="_CodedFrame")
+
+
+@dataclass(frozen=True, slots=True)
+class _CodedFrame(_PacketBase):
+    """A frame of ``6 + K`` quantised values, range-coded into ``payload``."""
+
+    _MIN_BODY: ClassVar[int] = 2 + 1
+
+    seq: int
+    pts_offset: int
+    payload: bytes
+
+    def __post_init__(self) -> None:
+        _set(self, "seq", _int("seq", self.seq, 0, _U16))
+        _set(self, "pts_offset", _int("pts_offset", self.pts_offset, _I32_MIN, _I32_MAX))
+        _set(self, "payload", _bytes("payload", self.payload, 0, MAX_FRAME_PAYLOAD))
+
+    @classmethod
+    def from_values(
+        cls: type[_F],
+        seq: int,
+        pts_offset: int,
+        values: Sequence[int] | np.ndarray,
+        scales: bytes | Sequence[int],
+    ) -> _F:
+        """Range-code ``values`` (one per entry of ``scales``) into a new packet."""
+        scale_bytes = _frame_scales(scales)
+        if len(values) != len(scale_bytes):
+            raise ValueError(f"got {len(values)} values for {len(scale_bytes)} scale indices")
+        return cls(seq, pts_offset, encode_ints(values, scale_bytes))
+
+    def decode_values(self, scales: bytes | Sequence[int]) -> np.ndarray:
+        """Decode the payload into ``len(scales)`` int32 values; InvalidPacket if corrupt."""
+        scale_bytes = _frame_scales(scales)
+        try:
+            return decode_ints(self.payload, scale_bytes, len(scale_bytes))
+        except InvalidPacket as exc:
+            raise InvalidPacket(f"{self.TYPE.name}: {exc}") from None
+
+    def __bytes__(self) -> bytes:
+        return b"".join(
+            (
+                _header(self.TYPE),
+                _U16S.pack(self.seq),
+                encode_uvarint(zigzag_encode(self.pts_offset)),
+                self.payload,
+            )
+        )
+
+    @classmethod
+    def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
+        (seq,) = reader.unpack(_U16S)
+        pts_offset = reader.pts_offset()
+        payload = reader.rest()
+        if len(payload) > MAX_FRAME_PAYLOAD:
+            raise InvalidPacket(
+                f"{cls.TYPE.name}: payload is {len(payload)} bytes (max {MAX_FRAME_PAYLOAD})"
+            )
+        return {"seq": seq, "pts_offset": pts_offset, "payload": payload}
+
+
+def _frame_scales(scales: bytes | Sequence[int]) -> bytes:
+    b = _scales("scales", scales)
+    lo, hi = POSE_FIELDS, POSE_FIELDS + MAX_COEFFS
+    if not lo <= len(b) <= hi:
+        raise ValueError(f"a frame has {lo}..{hi} values, got {len(b)} scale indices")
+    return b
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFrame(_CodedFrame):
+    """Absolute quantised values, coded with the session's ``key_scales``."""
+
+    TYPE: ClassVar[PacketType] = PacketType.KEY_FRAME
+
+
+@dataclass(frozen=True, slots=True)
+class PredictedFrame(_CodedFrame):
+    """Residuals against the previous decoded frame, coded with ``pred_scales``."""
+
+    TYPE: ClassVar[PacketType] = PacketType.PREDICTED_FRAME
+
+
+@dataclass(frozen=True, slots=True)
+class NoFace(_PacketBase):
+    """A frame without a face: the receiver holds the last good frame."""
+
+    TYPE: ClassVar[PacketType] = PacketType.NO_FACE
+    _MIN_BODY: ClassVar[int] = 2 + 1
+
+    seq: int
+    pts_offset: int = 0
+
+    def __post_init__(self) -> None:
+        _set(self, "seq", _int("seq", self.seq, 0, _U16))
+        _set(self, "pts_offset", _int("pts_offset", self.pts_offset, _I32_MIN, _I32_MAX))
+
+    def __bytes__(self) -> bytes:
+        return _header(self.TYPE) + _U16S.pack(self.seq) + encode_uvarint(zigzag_encode(self.pts_offset))
+
+    @classmethod
+    def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
+        (seq,) = reader.unpack(_U16S)
+        return {"seq": seq, "pts_offset": reader.pts_offset()}
+
+
+@dataclass(frozen=True, slots=True)
+class Seal(_PacketBase):
+    """Signature over the hash chain of all packets up to ``covered_through_seq``."""
+
+    TYPE: ClassVar[PacketType] = PacketType.SEAL
+    _MIN_BODY: ClassVar[int] = 2 + 32 + 64
+
+    covered_through_seq: int
+    chain_hash: bytes
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        _set(self, "covered_through_seq", _int("covered_through_seq", self.covered_through_seq, 0, _U16))
+        _set(self, "chain_hash", _bytes("chain_hash", self.chain_hash, 32, 32))
+        _set(self, "signature", _bytes("signature", self.signature, 64, 64))
+
+    def __bytes__(self) -> bytes:
+        return b"".join(
+            (_header(self.TYPE), _U16S.pack(self.covered_through_seq), self.chain_hash, self.signature)
+        )
+
+    @classmethod
+    def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
+        (seq,) = reader.unpack(_U16S)
+        return {"covered_through_seq": seq, "chain_hash": reader.take(32), "signature": reader.take(64)}
+
+
+_END = struct.Struct("<HI")
+
+
+@dataclass(frozen=True, slots=True)
+class End(_PacketBase):
+    """Clean end of stream: ``seq`` of the last frame and the number of frames sent."""
+
+    TYPE: ClassVar[PacketType] = PacketType.END
+    _MIN_BODY: ClassVar[int] = _END.size
+
+    seq: int
+    total_frames: int
+
+    def __post_init__(self) -> None:
+        _set(self, "seq", _int("seq", self.seq, 0, _U16))
+        _set(self, "total_frames", _int("total_frames", self.total_frames, 0, _U32))
+
+    def __bytes__(self) -> bytes:
+        return _header(self.TYPE) + _END.pack(self.seq, self.total_frames)
+
+    @classmethod
+    def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
+        seq, total_frames = reader.unpack(_END)
+        return {"seq": seq, "total_frames": total_frames}
+
+
+# ---------------------------------------------------------------- dispatch
+
+#: any packet of bitstream version 1
+Packet = Union[SessionHeader, ReferenceChunk, KeyFrame, PredictedFrame, NoFace, Seal, End]
+
+_PARSERS: Dict[PacketType, Callable[[bytes], Packet]] = {
+    PacketType.SESSION_HEADER: SessionHeader._parse_body,
+    PacketType.REFERENCE_CHUNK: ReferenceChunk._parse_body,
+    PacketType.KEY_FRAME: KeyFrame._parse_body,
+    PacketType.PREDICTED_FRAME: PredictedFrame._parse_body,
+    PacketType.NO_FACE: NoFace._parse_body,
+    PacketType.SEAL: Seal._parse_body,
+    PacketType.END: End._parse_body,
+}
+
+_TYPES_BY_BYTE: Dict[int, PacketType] = {int(t): t for t in PacketType}
+
+
+def _check_header(data: bytes) -> PacketType:
+    """Check length, magic, version and type byte, in that order."""
+    if len(data) < _HEADER_SIZE:
+        raise InvalidPacket(f"packet truncated: header needs {_plural(_HEADER_SIZE - len(data), 'more byte')}")
+    if data[:2] != MAGIC:
+        raise InvalidPacket(f"bad packet magic {data[:2].hex()} (expected 464c, 'FL')")
+    if data[2] != BITSTREAM_VERSION:
+        raise InvalidPacket(
+            f"unsupported bitstream version {data[2]} (this parser reads version {BITSTREAM_VERSION})"
+        )
+    ptype = _TYPES_BY_BYTE.get(data[3])
+    if ptype is None:
+        raise InvalidPacket(f"unknown packet type 0x{data[3]:02x}")
+    return ptype
+
+
+def parse_packet(data: bytes) -> Packet:
+    """Parse any packet; raises InvalidPacket (only) for malformed input."""
+    raw = _data(data)
+    return _PARSERS[_check_header(raw)](raw)
