@@ -28,28 +28,10 @@ from facelink.bitstream import (
 from facelink.bitstream._varint import encode_uvarint
 from facelink.errors import InvalidPacket
 
+from _support import FUZZ, PROPERTY, golden  # noqa: E402
+
 DATA = Path(__file__).parent / "data" / "bitstream"
-REGENERATE = os.environ.get("FACELINK_REGENERATE_GOLDEN") == "1"
 
-settings.register_profile(
-    "facelink-fuzz",
-    max_examples=int(os.environ.get("FACELINK_FUZZ_EXAMPLES", "2000")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-FUZZ = settings.get_profile("facelink-fuzz")
-PROPERTY = settings(max_examples=200, deadline=None)
-
-
-def golden(name: str, actual: bytes) -> bytes:
-    """Stored fixture ``name``; rewritten from ``actual`` when FACELINK_REGENERATE_GOLDEN=1."""
-    path = DATA / name
-    if REGENERATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(actual)
-    if not path.exists():
-        pytest.fail(f"missing golden file {path}; run with FACELINK_REGENERATE_GOLDEN=1")
-    return path.read_bytes()
 
 
 HEADER = SessionHeader(

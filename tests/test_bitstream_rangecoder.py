@@ -28,32 +28,15 @@ from facelink.bitstream.rangecoder import (
 )
 from facelink.errors import InvalidPacket
 
+from _support import FUZZ, PROPERTY, golden  # noqa: E402
+
 DATA = Path(__file__).parent / "data" / "bitstream"
 SPEC = Path(__file__).parents[1] / "docs" / "bitstream.md"
-REGENERATE = os.environ.get("FACELINK_REGENERATE_GOLDEN") == "1"
 
-settings.register_profile(
-    "facelink-fuzz",
-    max_examples=int(os.environ.get("FACELINK_FUZZ_EXAMPLES", "2000")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-FUZZ = settings.get_profile("facelink-fuzz")
 PROPERTY = settings(max_examples=300, deadline=None)
 
 #: SHA-256 over the 64 frequency tables (32 little-endian u16 each) followed by RICE_K as bytes
 TABLES_SHA256 = "366e8cc83d0af63a36e10dde35d4df31b1ebcf8689fc606f088d06c7db57bceb"
-
-
-def golden(name: str, actual: bytes) -> bytes:
-    """Stored fixture ``name``; rewritten from ``actual`` when FACELINK_REGENERATE_GOLDEN=1."""
-    path = DATA / name
-    if REGENERATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(actual)
-    if not path.exists():
-        pytest.fail(f"missing golden file {path}; run with FACELINK_REGENERATE_GOLDEN=1")
-    return path.read_bytes()
 
 
 def laplace_pmf(values: np.ndarray, b: float) -> np.ndarray:

@@ -1,7 +1,6 @@
 """Stream-level robustness: corrupted and truncated keypoint streams give InvalidPacket or frames, nothing else."""
 
 import io
-import os
 
 import numpy as np
 import pytest
@@ -11,9 +10,8 @@ from hypothesis import strategies as st
 from facelink.bitstream import iter_flk, write_flk
 from facelink.codec import QUALITY_PRESETS, StreamDecoder, StreamEncoder
 from facelink.errors import InvalidPacket
+from _support import FUZZ_EXAMPLES as FUZZ
 from test_codec import _motion, _reference
-
-FUZZ = int(os.environ.get("FACELINK_FUZZ_EXAMPLES", "2000"))
 
 
 @pytest.fixture(scope="module")
