@@ -96,7 +96,7 @@ class FrameEncoder:
         self.tracker = tracker or create_tracker()
         if anchor is None:
             anchor = canonicalize(default_basis(), reference.landmarks)[1]
-        exts = (encode_anchor(anchor),) + tuple(e for e in extensions if e[0] != ANCHOR_TAG)
+        exts = tuple(sorted((encode_anchor(anchor),) + tuple(e for e in extensions if e[0] != ANCHOR_TAG)))
         self.codec = StreamEncoder(reference, params, width=width, height=height, fps=fps, session_id=session_id, extensions=exts)
         self.stats = EncodeStats(reference_bytes=len(reference.blob))
         self.last_observation: FaceObservation | None = None
