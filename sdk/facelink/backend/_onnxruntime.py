@@ -105,6 +105,11 @@ class OnnxRuntimeSession(InferenceSession):
         so.inter_op_num_threads = 1
         so.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's default (physical cores)
         so.log_severity_level = 3
+        # Busy-waiting worker threads steal the CPU from capture, codec and display on a small
+        # board (measured here under load: tracking 31-47 -> 9-21 ms/frame with spinning off).
+        # FACELINK_ORT_SPIN=1 turns it back on for a machine that runs nothing else.
+        spin = "1" if os.environ.get("FACELINK_ORT_SPIN") == "1" else "0"
+        so.add_session_config_entry("session.intra_op.allow_spinning", spin)
         try:
             self._sess = ort.InferenceSession(str(path), sess_options=so, providers=chosen)
         except Exception as exc:  # noqa: BLE001 - ORT's errors (Fail, InvalidProtobuf, …) derive from Exception only
