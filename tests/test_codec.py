@@ -177,7 +177,8 @@ def test_params_validation_and_kbps_mapping():
         params_for_kbps(-1)
     assert params_for_kbps(0.1) == QUALITY_PRESETS["low"]
     assert params_for_kbps(100) == QUALITY_PRESETS["high"]
-    lo, hi = params_for_kbps(1.5), params_for_kbps(3.0)
+    assert params_for_kbps(4.0) == QUALITY_PRESETS["medium"]
+    lo, hi = params_for_kbps(3.2), params_for_kbps(5.0)
     assert lo.k <= hi.k and lo.coeff_step >= hi.coeff_step
 
 
