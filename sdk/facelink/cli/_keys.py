@@ -1,0 +1,145 @@
+"""``facelink keys generate|show|trust|revoke``: device identities and the receiver's trust directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._common import emit_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("keys", help="identity keys (Ed25519 + CurveZMQ) and trust directories")
+    ksub = p.add_subparsers(dest="keys_command", metavar="ACTION")
+    ksub.required = True
+
+    g = ksub.add_parser("generate", help="create DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub")
+    g.add_argument("name", metavar="NAME", help="key name: letters, digits, . _ - (e.g. kiosk-1)")
+    g.add_argument("--dir", metavar="DIR", help="key directory (default: $FACELINK_HOME/keys)")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.set_defaults(func=_generate)
+
+    s = ksub.add_parser("show", help="show keys: named ones, all in the key directory, or a trust directory")
+    s.add_argument("keys", nargs="*", metavar="KEY", help="key name (in --dir) or path to a .key/.pub file")
+    s.add_argument("--dir", metavar="DIR", help="key directory (default: $FACELINK_HOME/keys)")
+    s.add_argument("--trust", metavar="TRUSTDIR", help="list the trusted and revoked keys of this trust directory")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=_show)
+
+    t = ksub.add_parser("trust", help="trust a sender's public key (copy PUBFILE into the trust directory)")
+    t.add_argument("pubfile", metavar="PUBFILE", help="the sender's NAME.pub")
+    t.add_argument("--dir", metavar="TRUSTDIR", help="trust directory (default: $FACELINK_HOME/trust)")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.set_defaults(func=_trust)
+
+    r = ksub.add_parser("revoke", help="revoke a key: it stays refused even if its .pub is trusted again")
+    r.add_argument("key", metavar="KEY", help="a .pub file, a fingerprint (16 hex digits) or a trusted key's name")
+    r.add_argument("--dir", metavar="TRUSTDIR", help="trust directory (default: $FACELINK_HOME/trust)")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.set_defaults(func=_revoke)
+
+
+def _usage(msg: str):
+    from . import _UsageError
+
+    return _UsageError(f"facelink keys: {msg}")
+
+
+def _describe(pub, path=None) -> dict:
+    out = {
+        "name": pub.name,
+        "fingerprint": pub.fingerprint,
+        "ed25519": pub.ed25519.hex(),
+        "curve": pub.curve.decode("ascii"),
+    }
+    if path is not None:
+        out["path"] = str(path)
+    return out
+
+
+def _generate(args) -> int:
+    from ..security import default_key_dir, generate_identity, write_identity
+
+    try:
+        ident = generate_identity(args.name)
+    except ValueError as e:
+        raise _usage(str(e)) from None
+    key_path, pub_path = write_identity(ident, Path(args.dir).expanduser() if args.dir else default_key_dir())
+    if args.json:
+        emit_json({**_describe(ident.public), "key": str(key_path), "pub": str(pub_path)})
+    else:
+        print(f"{key_path} (secret, mode 0600)\n{pub_path} (share this one)\nfingerprint {ident.fingerprint}")
+    return 0
+
+
+def _show(args) -> int:
+    from ..errors import InputError
+    from ..security import TrustStore, default_key_dir, load_public, resolve_key_path
+
+    key_dir = Path(args.dir).expanduser() if args.dir else default_key_dir()
+    shown: list[dict] = []
+    problems: list[str] = []
+    if args.keys:
+        for spec in args.keys:
+            path = resolve_key_path(spec, key_dir)
+            shown.append(_describe(load_public(path), path))
+    elif not args.trust:
+        if not key_dir.is_dir():
+            raise InputError(f"{key_dir}: no key directory yet; create a key with `facelink keys generate NAME`")
+        for path in sorted(key_dir.glob("*.key")):
+            try:
+                shown.append(_describe(load_public(path), path))
+            except InputError as e:
+                problems.append(str(e))
+    out: dict = {"keys": shown, "problems": problems}
+    if args.trust:
+        store = TrustStore.load(args.trust)
+        out["trusted"] = [_describe(k) for k in store.keys if not store.is_revoked(k.ed25519)]
+        out["revoked"] = sorted(store.revoked)
+        out["problems"] = problems + list(store.problems)
+    if args.json:
+        emit_json(out)
+        return 0
+    for k in shown:
+        print(f"{k['fingerprint']}  {k['name']:<20} {k['path']}")
+    if args.trust:
+        print(f"trusted in {args.trust}:")
+        for k in out["trusted"]:
+            print(f"  {k['fingerprint']}  {k['name']}")
+        if out["revoked"]:
+            print("revoked:")
+            for entry in out["revoked"]:
+                print(f"  {entry[:16] if len(entry) == 64 else entry}")
+    import sys
+
+    for p in out["problems"]:
+        print(f"facelink: warning: {p}", file=sys.stderr)
+    return 0
+
+
+def _trust(args) -> int:
+    from ..security import default_trust_dir, load_public, trust_key
+
+    pub = load_public(Path(args.pubfile).expanduser())
+    directory = Path(args.dir).expanduser() if args.dir else default_trust_dir()
+    path, added = trust_key(directory, pub)
+    if args.json:
+        emit_json({**_describe(pub, path), "added": added})
+    else:
+        state = "now trusted" if added else "already trusted"
+        print(f"{pub.fingerprint}  {pub.name}: {state} ({path})")
+    return 0
+
+
+def _revoke(args) -> int:
+    from ..security import default_trust_dir, revoke_key
+
+    directory = Path(args.dir).expanduser() if args.dir else default_trust_dir()
+    entry, removed = revoke_key(directory, args.key)
+    from ..security import fingerprint
+
+    fp = fingerprint(bytes.fromhex(entry)) if len(entry) == 64 else entry
+    if args.json:
+        emit_json({"revoked": entry, "fingerprint": fp, "removed": [str(p) for p in removed], "trust_dir": str(directory)})
+    else:
+        print(f"{fp}: revoked in {directory} ({len(removed)} trusted file(s) removed)")
+    return 0

@@ -1,0 +1,236 @@
+"""``facelink send INPUT --to tcp://HOST:PORT --key KEY``: track a face and stream signed keypoints live."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from ._common import add_backend_argument, emit_json
+from ._encode import add_rate_arguments, codec_params
+
+
+def add_transport_arguments(p, *, sender: bool) -> None:
+    """Arguments both link ends share: identity key, CurveZMQ switch, trust directory."""
+    p.add_argument("--key", metavar="KEY", help="this device's identity: a name in $FACELINK_HOME/keys or a .key path")
+    p.add_argument(
+        "--no-curve",
+        action="store_true",
+        help="send/receive WITHOUT CurveZMQ encryption and link authentication (lab use only)",
+    )
+    if sender:
+        p.add_argument(
+            "--receiver-key",
+            metavar="PUB",
+            help="the receiver's public key: a .pub file, or a fingerprint/name in the trust directory (needed with CurveZMQ)",
+        )
+    p.add_argument("--trust", metavar="TRUSTDIR", help="trust directory (default: $FACELINK_HOME/trust)")
+
+
+class StatusLine:
+    """One status line on stderr, updated in place (only on a terminal, or with FACELINK_PROGRESS=1)."""
+
+    def __init__(self, enabled: bool | None = None, every: float = 0.5) -> None:
+        if enabled is None:
+            enabled = sys.stderr.isatty() or os.environ.get("FACELINK_PROGRESS") == "1"
+        self.enabled = enabled
+        self.every = every
+        self._last = 0.0
+        self._shown = False
+
+    def due(self) -> bool:
+        return self.enabled and time.monotonic() - self._last >= self.every
+
+    def show(self, text: str) -> None:
+        if not self.enabled:
+            return
+        self._last = time.monotonic()
+        self._shown = True
+        sys.stderr.write("\r" + text[:150].ljust(100))
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _usage(msg: str):
+    from . import _UsageError
+
+    return _UsageError(f"facelink send: {msg}")
+
+
+def load_device_key(spec: str | None, what: str):
+    """The identity named by ``--key`` (permission-checked)."""
+    from ..security import load_identity, resolve_key_path
+
+    if spec is None:
+        raise _usage(f"--key KEY is required: the {what}'s identity (create one with `facelink keys generate NAME`)")
+    return load_identity(resolve_key_path(spec))
+
+
+def _receiver_curve_key(args) -> bytes:
+    from ..errors import InputError
+    from ..security import TrustStore, default_trust_dir, load_public
+
+    spec = args.receiver_key
+    if spec is None:
+        raise _usage("--receiver-key PUB is required with CurveZMQ (the receiver's .pub); or --no-curve for lab use")
+    p = Path(spec).expanduser()
+    if p.exists() or spec.endswith((".pub", ".key")):
+        return load_public(p).curve
+    trust_dir = Path(args.trust).expanduser() if args.trust else default_trust_dir()
+    found = TrustStore.load(trust_dir).find(spec)
+    if found is None:
+        raise InputError(f"{spec}: no such .pub file, and no key by that fingerprint or name in {trust_dir}")
+    return found.curve
+
+
+def register(sub) -> None:
+    p = sub.add_parser("send", help="stream signed keypoints of a video or camera to a receiver over ZeroMQ")
+    p.add_argument("input", metavar="INPUT", help="video file or capture URI")
+    p.add_argument("--to", required=True, metavar="tcp://HOST:PORT", help="the receiver's endpoint")
+    add_transport_arguments(p, sender=True)
+    p.add_argument("--reference", metavar="IMG", help="reference image (default: the first frame showing a face)")
+    add_rate_arguments(p)
+    p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of at its frame rate")
+    p.add_argument("--seal-interval", type=float, default=0.5, metavar="S", help="longest time between seals (default: 0.5 s)")
+    p.add_argument("--header-interval", type=float, default=10.0, metavar="S", help="repeat the session header every S s (default: 10)")
+    p.add_argument("--wait", type=float, default=30.0, metavar="S", help="wait this long for a receiver before giving up (default: 30 s)")
+    add_backend_argument(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object with the statistics")
+    p.set_defaults(func=run)
+
+
+def _first_face(uri: str, models):
+    """The first frame showing a face and its raw landmarks (bounded look-ahead for the reference)."""
+    from ..errors import NoFaceError
+    from ..face import FaceTracker
+    from ..io import open_video
+
+    tracker = FaceTracker(*models)
+    with open_video(uri) as video:
+        for frame in video:
+            obs = tracker.update(frame.image, frame.time)
+            if obs is not None:
+                return frame, obs.raw_landmarks
+    raise NoFaceError(f"{uri}: no face found in any frame")
+
+
+def run(args) -> int:
+    from ..errors import FaceLinkError
+    from ..face import FaceTracker, create_models
+    from ..io import load_image, open_video
+    from ..keypoints import KeypointFitter, default_basis
+    from ..sender import make_reference
+    from ..transport import Sender, check_endpoint
+
+    endpoint = check_endpoint(args.to, bind=False)
+    if not 0 < args.seal_interval <= 60:
+        raise _usage("--seal-interval must be in (0, 60] seconds")
+    if not args.header_interval > 0 or not args.wait >= 0:
+        raise _usage("--header-interval must be > 0 and --wait >= 0")
+    if args.kbps is not None and not args.kbps > 0:
+        raise _usage("--kbps must be positive")
+    params = codec_params(args)
+    identity = load_device_key(args.key, "sender")
+    receiver_key = None if args.no_curve else _receiver_curve_key(args)
+    if args.no_curve:
+        print("facelink: warning: --no-curve: the link is neither encrypted nor authenticated (lab use only)", file=sys.stderr)
+
+    models = create_models(args.backend)
+    with open_video(args.input) as video:
+        info = video.info
+    first, first_lm = _first_face(args.input, models)
+    anchor = None
+    if args.reference:
+        reference = make_reference(load_image(args.reference), models)
+        anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, params.k)[0].fit(first_lm)[0]
+    else:
+        reference = make_reference(first.image, models)
+    tracker = FaceTracker(*models)
+    fps = float(info.fps) if info.fps else 30.0
+    is_file = "://" not in args.input
+    pace = is_file and not args.fast
+
+    sender = Sender(
+        endpoint, identity, reference=reference, params=params, width=info.width, height=info.height, fps=info.fps,
+        anchor=anchor, receiver_key=receiver_key, curve=not args.no_curve, seal_interval=args.seal_interval,
+        header_interval=args.header_interval,
+    )  # fmt: skip
+    status = StatusLine()
+    interrupted = False
+    span: list[float | None] = [None, None]  # stream times of the first and last frame sent
+    sender.open()
+    t_start = time.monotonic()
+    try:
+        if not sender.wait_connected(args.wait):
+            if sender.stats.auth_failures:
+                raise FaceLinkError(
+                    f"{endpoint}: the receiver refused key {identity.fingerprint}; "
+                    f"it must trust {identity.name}.pub (`facelink keys trust`), and --receiver-key must be its key"
+                )
+            raise FaceLinkError(f"{endpoint}: no receiver connected within {args.wait:g} s; is `facelink receive` running there?")
+        wall0 = src0 = None
+        with open_video(args.input) as video:  # the session (and its start time) begins with the first frame sent
+            for frame in video:
+                captured = time.time()
+                if pace:
+                    if src0 is None:
+                        wall0, src0 = time.monotonic(), frame.time
+                    target = wall0 + (frame.time - src0)  # type: ignore[operator]
+                    while (left := target - time.monotonic()) > 0:
+                        sender.service(min(left, 0.05))
+                    late = time.monotonic() - target
+                    if late > 2.0 / fps:  # running late: a stale frame is not worth sending
+                        sender.skip_frame()
+                        continue
+                    captured = time.time() - late  # when this frame was due: its "capture" time
+                else:
+                    sender.service(0.0)
+                if not sender.connected:
+                    sender.skip_frame()
+                    continue
+                obs = tracker.update(frame.image, frame.time)
+                if sender.send_frame(frame.index, frame.time, obs.landmarks if obs is not None else None, captured_at=captured):
+                    span[0] = frame.time if span[0] is None else span[0]
+                    span[1] = frame.time
+                if status.due():
+                    status.show(_status(sender, time.monotonic() - t_start))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stats = sender.close(linger=1.0)
+        status.close()
+    wall = max(time.monotonic() - t_start, 1e-9)
+    out = stats.as_dict()
+    duration = (span[1] - span[0] + 1 / fps) if span[0] is not None and span[1] is not None else 1e-9
+    out.update(
+        endpoint=endpoint,
+        curve=not args.no_curve,
+        sender=identity.fingerprint,
+        session_id=sender.session_id.hex(),
+        interrupted=interrupted,
+        wall_s=round(wall, 3),
+        kbps=round(8 * (stats.total_bytes - stats.reference_bytes) / duration / 1000, 3),
+        overhead_kbps=round(8 * (stats.seal_bytes + stats.header_bytes + stats.end_bytes) / duration / 1000, 3),
+    )
+    if args.json:
+        emit_json(out)
+    else:
+        print(
+            f"{endpoint}: {stats.frames_sent} frames sent ({stats.frames_skipped} skipped), {out['kbps']:.2f} kbps "
+            f"incl. {out['overhead_kbps']:.2f} kbps seals+headers, {stats.seals} seals, session {out['session_id'][:16]}"
+            + (" (interrupted: ended cleanly)" if interrupted else ""),
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _status(sender, elapsed: float) -> str:
+    s = sender.stats
+    kbps = 8 * (s.total_bytes - s.reference_bytes) / max(elapsed, 1e-9) / 1000
+    state = "connected" if sender.connected else "waiting for receiver"
+    return f"send {s.frames_sent / max(elapsed, 1e-9):5.1f} fps {kbps:6.2f} kbps  seals {s.seals}  skipped {s.frames_skipped}  {state}"
