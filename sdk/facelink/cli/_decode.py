@@ -1,0 +1,53 @@
+"""``facelink decode STREAM.flk -o OUT.mp4``: synthesise the talking head from a keypoint stream."""
+
+from __future__ import annotations
+
+import sys
+
+from ._common import Progress, add_backend_argument, atomic_output, emit_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("decode", help="render a keypoint stream (.flk) to video")
+    p.add_argument("input", metavar="STREAM.flk")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
+    p.add_argument("--reference", metavar="IMG", help="drive this image instead of the stream's reference (motion transfer)")
+    p.add_argument("--pose", metavar="YAW,PITCH,ROLL", help="re-pose the head by these angles in degrees (free view; within ±30,±20,±20)")
+    p.add_argument("--trust", metavar="DIR", help="trusted sender keys (default: $FACELINK_HOME/trust)")
+    p.add_argument("--insecure", action="store_true", help="decode unsigned streams or untrusted signers (seals still checked)")
+    add_backend_argument(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..receiver import parse_pose
+    from ..rendering import decode_file
+
+    try:
+        offset = parse_pose(args.pose) if args.pose else (0.0, 0.0, 0.0)
+    except ValueError as e:
+        from . import _UsageError
+
+        raise _UsageError(f"facelink decode: {e}") from None
+    bar = Progress("decode")
+    with atomic_output(args.output) as tmp:
+        result = decode_file(
+            args.input, str(tmp), target_image=args.reference, pose_offset=offset, backend=args.backend,
+            progress=bar, trust_dir=args.trust, insecure=args.insecure,
+        )  # fmt: skip
+    bar.close()
+    out = result.as_dict()
+    out["output"] = args.output
+    if args.json:
+        emit_json(out)
+    else:
+        print(
+            f"{args.output}: {out['frames']} frames {out['width']}x{out['height']} @ {out['fps']:.3f} fps, "
+            f"{out['held_frames']} held, generator {out['generator_fps']:.1f} fps",
+            file=sys.stderr,
+        )
+    if result.invalid_packets:
+        print(f"facelink: error: {args.input}: {result.invalid_packets} damaged packet(s) skipped ({result.first_error})", file=sys.stderr)
+        return 3
+    return 0

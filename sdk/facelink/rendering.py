@@ -1,0 +1,162 @@
+"""Whole-stream rendering: a ``.flk`` file (or packet iterable) to a video file."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterable
+
+from .codec import Reference
+from .errors import InputError, InvalidPacket
+from .io import VideoWriter, load_image
+from .receiver import FrameRenderer
+
+__all__ = ["DecodeResult", "decode_file", "decode_packets", "load_target"]
+
+
+@dataclass
+class DecodeResult:
+    frames: int = 0
+    held_frames: int = 0
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    generated: int = 0
+    generate_seconds: float = 0.0
+    wall: float = 0.0
+    invalid_packets: int = 0
+    first_error: str = ""
+    verification: dict | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "frames": self.frames,
+            "held_frames": self.held_frames,
+            "width": self.width,
+            "height": self.height,
+            "fps": round(self.fps, 4),
+            "generator_fps": round(self.generated / self.generate_seconds, 2) if self.generate_seconds else 0.0,
+            "decode_fps": round(self.frames / self.wall, 2) if self.wall else 0.0,
+            "invalid_packets": self.invalid_packets,
+            "verification": self.verification,
+        }
+
+
+def load_target(path: str, backend: str = "auto") -> Reference:
+    """Another face to drive (motion transfer): image + detected landmarks."""
+    from .face import create_models
+    from .sender import make_reference
+
+    img = load_image(path)
+    from .errors import NoFaceError
+
+    try:
+        return make_reference(img, create_models(backend))
+    except NoFaceError:
+        raise NoFaceError(f"{path}: no face found; motion transfer needs a detectable (human-like) face") from None
+
+
+def decode_packets(
+    packets: Iterable[bytes],
+    output: str,
+    *,
+    target: Reference | None = None,
+    pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    backend: str = "auto",
+    progress: Callable[[int, int | None], None] | None = None,
+    on_frame: Callable[[object], None] | None = None,
+    strict: bool = False,
+) -> DecodeResult:
+    """Render every frame packet to ``output`` (H.264 MP4 at the reference's resolution).
+
+    ``strict``: a malformed packet is an error (for verified streams, where it cannot
+    happen unless the signer produced it); otherwise damaged packets are skipped and counted.
+    """
+    res = DecodeResult()
+    renderer = FrameRenderer(target=target, pose_offset=pose_offset, backend=backend)
+    writer: VideoWriter | None = None
+    t0 = time.perf_counter()
+    it = iter(packets)
+    try:
+        while True:
+            try:
+                p = next(it)
+            except StopIteration:
+                break
+            except InvalidPacket as e:  # a damaged container: keep what decoded
+                res.invalid_packets += 1
+                res.first_error = res.first_error or str(e)
+                break
+            try:
+                frame = renderer.push(p)
+            except InvalidPacket as e:
+                if strict:
+                    raise
+                res.invalid_packets += 1
+                res.first_error = res.first_error or str(e)
+                continue
+            if frame is None:
+                continue
+            if writer is None:
+                h = renderer.decoder.header
+                fps = Fraction(h.fps_num, h.fps_den) if h and h.fps_den else Fraction(30)
+                img = frame.image
+                writer = VideoWriter(output, img.shape[1], img.shape[0], fps)
+                res.width, res.height, res.fps = img.shape[1], img.shape[0], float(fps)
+            writer.write(frame.image, frame.time)
+            if on_frame is not None:
+                on_frame(frame)
+            res.frames += 1
+            res.held_frames += frame.held
+            if progress is not None:
+                progress(res.frames, None)
+    finally:
+        if writer is not None:
+            writer.close()
+    res.wall = time.perf_counter() - t0
+    res.generated = renderer.generated
+    res.generate_seconds = renderer.generate_seconds
+    if res.frames == 0:
+        if renderer.decoder.header is None:
+            raise InvalidPacket(res.first_error or "stream has no session header: not a FaceLink stream or empty")
+        if not renderer.decoder.ready:
+            raise InvalidPacket("stream's reference image is missing or incomplete")
+        raise InputError("stream contains no frames")
+    return res
+
+
+def decode_file(
+    path: str,
+    output: str,
+    *,
+    target_image: str | None = None,
+    pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    backend: str = "auto",
+    progress: Callable[[int, int | None], None] | None = None,
+    trust_dir: str | None = None,
+    insecure: bool = False,
+) -> DecodeResult:
+    """Decode a ``.flk`` file to a video, verifying its seals first.
+
+    Every packet is released to the decoder only after the seal covering it verified
+    against the trust directory (default ``$FACELINK_HOME/trust``); any integrity
+    problem raises :class:`~facelink.errors.VerificationError`.  ``insecure=True``
+    accepts unsigned streams and untrusted signers (whose seals must still verify).
+    """
+    import os
+    from pathlib import Path
+
+    from .bitstream import iter_flk
+    from .security import TrustStore, default_trust_dir, iter_verified
+
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    tdir = Path(trust_dir).expanduser() if trust_dir else default_trust_dir()
+    store = TrustStore.load(tdir) if (tdir.exists() or not insecure) else None
+    target = load_target(target_image, backend) if target_image else None
+    summaries: list = []
+    packets = iter_verified(iter_flk(path), store, insecure=insecure, summary=summaries)
+    res = decode_packets(packets, output, target=target, pose_offset=pose_offset, backend=backend, progress=progress, strict=True)
+    res.verification = summaries[0].as_dict() if summaries else None
+    return res
