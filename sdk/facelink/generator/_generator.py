@@ -1,0 +1,436 @@
+"""Generator v1: a training-free renderer (mesh flow + one bilinear sample).
+
+Per reference (once):
+  * rigid pose of the reference: similarity canonical mean face -> reference landmarks;
+  * ring points (canonical, from ``mesh.npz``) placed in the reference image by that pose;
+  * the source region: the bounding box of the whole mesh (out to the static ring) plus room to
+    move, in the frame;
+  * the warp source: the region (edge-padded) plus the mouth and eye atlases below it;
+  * per-corner source coordinates of every skin and ring triangle (they never change).
+
+Per frame:
+  * blink shaping: the upper lids brought down when Face Mesh's eye ratio says "closing";
+  * rigid similarity reference -> driving landmarks (rigidity-weighted);
+  * vertex positions: landmarks as given (the face outline low-passed along itself), lash-line
+    points between lid and crease, ring points by their rigidity between the rigid motion and
+    the reference position;
+  * per-corner atlas coordinates of the mouth- and eye-interior triangles (rigidly un-posed);
+  * the face box: the mesh's bounding box in reference and driving frame, within the region;
+  * z-buffered rasterisation of the backward flow over the face box (numpy);
+  * one GridSample of the source (ONNX, through :mod:`facelink.backend`), pasted into a copy of
+    the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..keypoints import default_basis, similarity_fit
+from ._atlas import Atlas, eye_atlas, mouth_atlas
+from ._mesh import (
+    FACE_OVAL,
+    LABEL_EYE_LEFT,
+    LABEL_EYE_RIGHT,
+    LABEL_MOUTH,
+    LABEL_RING,
+    LEFT_CORNERS,
+    LEFT_EYE,
+    LEFT_LIDS,
+    N_LANDMARKS,
+    RIGHT_CORNERS,
+    RIGHT_EYE,
+    RIGHT_LIDS,
+    load_mesh,
+)
+from ._raster import Rasterizer
+from ._warp import Warp
+
+__all__ = ["Generator"]
+
+#: depth offsets (pixels) that order the mesh's layers: skin in front of the mouth and eye
+#: interiors, everything in front of the ring bands, inner ring bands before outer ones
+_INTERIOR_OFFSET = 1.0
+_RING_OFFSET = 1.0e4
+#: the source region (what a face box can grow to) reaches this many inter-ocular distances
+#: beyond the static ring, so a head can move about its own radius before it is clipped
+_MOVE_MARGIN = 0.6
+#: face boxes snap outwards to this grid (pixels), so their size changes less often
+_BOX_SNAP = 8
+#: blink shaping.  Face Mesh never quite closes its eye contour: on a shut eye its eye aspect
+#: ratio (lid gap / eye width) stays around 0.11-0.22, against 0.20-0.40 open, depending on
+#: the person.  Relative to the eye's usual open ratio, below ``_EAR_OPEN`` of it the upper lid
+#: is brought down towards the lower one and meets it at ``_EAR_SHUT`` of it.  The usual open
+#: ratio is the reference's, lowered to what the driving face has shown lately (a maximum
+#: decaying by ``_EAR_DECAY`` per frame, held while the ratio is below ``_EAR_HOLD`` of it), so
+#: a wide-eyed reference does not make every later frame squint, while a closed eye stays shut.
+_EAR_OPEN = 0.85
+_EAR_SHUT = 0.6
+_EAR_HOLD = 0.66
+_EAR_DECAY = 0.985
+_EAR_MIN_REFERENCE = 0.16
+#: how far the lid crease follows the lash line down when the eye closes
+_CREASE_FOLLOW = 0.7
+#: on a shut eye the lash-line points keep this fraction of their distance from the lid margin
+_LASH_KEEP = 0.25
+#: low-pass filter (shift, weight) along the face outline
+_OVAL_KERNEL = ((-2, 1 / 9), (-1, 2 / 9), (0, 3 / 9), (1, 2 / 9), (2, 1 / 9))
+#: a driving face smaller than this fraction of the reference's is rejected as degenerate
+_MIN_SCALE = 1e-3
+
+
+def _eye_aspect(lm: np.ndarray, lids: tuple[tuple[int, ...], ...], corners: tuple[int, int]) -> float:
+    """Eye aspect ratio: mean gap of the three middle lid pairs over the corner distance."""
+    upper, _, lower = lids
+    gap = np.linalg.norm(lm[list(upper[2:5]), :2] - lm[list(lower[2:5]), :2], axis=1).mean()
+    width = np.linalg.norm(lm[corners[0], :2] - lm[corners[1], :2])
+    return float(gap / max(width, 1e-6))
+
+
+def _smooth_outline(points: np.ndarray) -> np.ndarray:
+    """Low-pass the face outline along itself (closed polygon).
+
+    Face Mesh's contour points zig-zag along the silhouette, and the ear and hair just outside
+    straddle it; with the raw zig-zag as the seam between the face and the rigid head band,
+    ears tear into saw teeth.  Used for the reference and the driving outline alike.
+    """
+    return sum(k * np.roll(points, sh, axis=0) for sh, k in _OVAL_KERNEL)
+
+
+def _smoothstep(e0: float, e1: float, x: float) -> float:
+    t = min(max((x - e0) / (e1 - e0), 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _check_landmarks(name: str, landmarks: object) -> np.ndarray:
+    arr = np.asarray(landmarks)
+    if arr.shape != (N_LANDMARKS, 3):
+        raise ValueError(f"{name} must have shape ({N_LANDMARKS}, 3) (Face Mesh x, y, z in pixels), got {arr.shape}")
+    if arr.dtype.kind != "f":
+        raise ValueError(f"{name} must be a float array (float32), got {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contain NaN or infinite values; pass a tracked face")
+    return arr
+
+
+class Generator:
+    """Re-synthesises a face from one reference image and per-frame Face Mesh landmarks.
+
+    ``reference_image`` (H, W, 3) uint8 RGB; ``reference_landmarks`` (468, 3) float Face Mesh
+    landmarks of that image, in its pixels (x right, y down, z away from the camera).
+    ``backend`` picks the inference backend of the warp (see :func:`facelink.backend.select_backend`).
+    ``flow_scale`` in [0.25, 1]: resolution of the rasterised flow relative to the output,
+    rounded to 1/k (1, 1/2, 1/3, 1/4).  Below 1 the flow is rasterised at 1/k and upsampled
+    bilinearly (exact inside triangles, slightly soft along folds), while the mouth and eyes are
+    always rasterised at full resolution; use it for large faces (see docs/generator.md).
+
+    :meth:`render` returns a new full frame of the reference's size; only :attr:`face_box`
+    is re-rendered, the rest is the reference unchanged.
+    """
+
+    def __init__(
+        self,
+        reference_image: np.ndarray,
+        reference_landmarks: np.ndarray,
+        *,
+        backend: str = "auto",
+        flow_scale: float = 1.0,
+    ) -> None:
+        img = np.asarray(reference_image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 2 or img.shape[1] < 2:
+            raise ValueError(f"reference_image must be an (H, W, 3) RGB image, got shape {img.shape}")
+        if img.dtype != np.uint8:
+            raise ValueError(f"reference_image must be uint8, got {img.dtype}")
+        ref = _check_landmarks("reference_landmarks", reference_landmarks)
+        if not isinstance(flow_scale, (int, float)) or isinstance(flow_scale, bool) or not 0.25 <= flow_scale <= 1.0:
+            raise ValueError(f"flow_scale must be a number in [0.25, 1], got {flow_scale!r}")
+        self.reference_image = np.ascontiguousarray(img)
+        self.reference_landmarks = ref
+        self._k = int(round(1.0 / float(flow_scale)))
+        self.flow_scale = 1.0 / self._k
+        h, w = img.shape[:2]
+        self._h, self._w = h, w
+
+        basis = default_basis()
+        mesh = load_mesh()
+        self._mesh = mesh
+        self._weights = basis.weights
+        s0, r0, t0 = similarity_fit(basis.mean, ref, basis.weights)
+        if not s0 > 0:
+            raise ValueError("reference_landmarks are degenerate (no face shape)")
+        self._pose0 = (s0, r0, t0)
+        canon = ((ref - t0) @ r0) / s0
+        self._eyes = []
+        for side, (lids, corners) in enumerate(((RIGHT_LIDS, RIGHT_CORNERS), (LEFT_LIDS, LEFT_CORNERS))):
+            ear = _eye_aspect(ref, lids, corners)
+            if ear >= _EAR_MIN_REFERENCE:
+                self._eyes.append((side, lids, corners, ear))
+        self._closed = np.zeros(2)
+        self._ear_level = np.array([_eye_aspect(ref, RIGHT_LIDS, RIGHT_CORNERS), _eye_aspect(ref, LEFT_LIDS, LEFT_CORNERS)])
+        self._oval = np.array(FACE_OVAL)
+
+        ring_ref = s0 * mesh.ring_points @ r0.T + t0
+        self._ring_ref = ring_ref
+        self._ring_w = mesh.ring_rigidity[:, None]
+        self._der_a = mesh.derived[:, 0]
+        self._der_b = mesh.derived[:, 1]
+        self._der_w = mesh.derived_weight[:, None]
+        self._der_eye = mesh.derived_eye
+        derived_ref = (1 - self._der_w) * ref[self._der_a] + self._der_w * ref[self._der_b]
+        self._ring0 = mesh.ring_start
+        verts_ref = np.concatenate([ref, derived_ref, ring_ref])
+        verts_ref[self._oval] = _smooth_outline(ref[self._oval])
+
+        # source region: the whole mesh (out to the static ring) plus room to move, in the frame
+        lo = np.floor(verts_ref[:, :2].min(axis=0))
+        hi = np.ceil(verts_ref[:, :2].max(axis=0)) + 1
+        if hi[0] <= 1 or hi[1] <= 1 or lo[0] >= w - 1 or lo[1] >= h - 1:
+            raise ValueError("reference_landmarks put the face outside the reference image")
+        room = _MOVE_MARGIN * s0
+        sx0, sy0 = int(np.clip(lo[0] - room, 0, w)), int(np.clip(lo[1] - room, 0, h))
+        sx1, sy1 = int(np.clip(hi[0] + room, 0, w)), int(np.clip(hi[1] + room, 0, h))
+        self._region = (sx0, sy0, sx1, sy1)
+        self._rest = (int(np.clip(lo[0], 0, w)), int(np.clip(lo[1], 0, h)), int(np.clip(hi[0], 0, w)), int(np.clip(hi[1], 0, h)))
+        self._box = self._rest
+        rw, rh = sx1 - sx0, sy1 - sy0
+
+        # warp source: the edge-padded region, then the atlases in a row below it
+        pad = max(8, int(np.ceil(0.25 * max(rw, rh))))
+        region = np.pad(img[sy0:sy1, sx0:sx1].astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        atlases: list[Atlas] = [
+            mouth_atlas(img, ref, canon, s0, mesh.triangles[mesh.labels == LABEL_MOUTH]),
+            eye_atlas(img, ref, RIGHT_EYE),
+            eye_atlas(img, ref, LEFT_EYE),
+        ]
+        apad = 2
+        placed: list[tuple[int, int]] = []
+        ax = 0
+        ay = region.shape[0] + apad
+        for a in atlases:
+            placed.append((ax + apad, ay))
+            ax += a.rgb.shape[1] + 2 * apad
+        src_h = ay + max(a.rgb.shape[0] for a in atlases) + apad
+        src_w = max(region.shape[1], ax)
+        src = np.zeros((src_h, src_w, 3), np.float32)
+        src[: region.shape[0], : region.shape[1]] = region
+        for a, (px, py) in zip(atlases, placed):
+            ah, aw = a.rgb.shape[:2]
+            src[py - apad : py + ah + apad, px - apad : px + aw + apad] = np.pad(
+                a.rgb, ((apad, apad), (apad, apad), (0, 0)), mode="edge"
+            )
+        self._src_hw = (src_h, src_w)
+        self._warp = Warp(np.ascontiguousarray(src.transpose(2, 0, 1)[None]), backend=backend)
+        # pixel -> normalised grid coordinate (align_corners=1)
+        self._norm = np.array([2.0 / (src_w - 1), 2.0 / (src_h - 1)])
+        self._offset = np.array([pad - sx0, pad - sy0], np.float64)  # frame pixel -> source pixel
+
+        # atlas maps: atlas pixel = (coord - origin) * scale + placement, clamped into the atlas
+        self._atlas_maps = []
+        for a, (px, py) in zip(atlases, placed):
+            ah, aw = a.rgb.shape[:2]
+            self._atlas_maps.append(
+                (np.array(a.origin), a.scale, np.array([px, py], np.float64), np.array([px + aw - 1, py + ah - 1], np.float64))
+            )
+
+        # triangles and their constant per-corner source coordinates
+        tris = mesh.triangles
+        labels = mesh.labels
+        self._tris = tris
+        self._mouth = np.flatnonzero(labels == LABEL_MOUTH)
+        self._eye_r = np.flatnonzero(labels == LABEL_EYE_RIGHT)
+        self._eye_l = np.flatnonzero(labels == LABEL_EYE_LEFT)
+        level = np.concatenate([np.zeros(self._ring0), mesh.ring_level.astype(np.float64)])
+        prio = np.where(labels == LABEL_RING, _RING_OFFSET * level[tris].max(axis=1), 0.0)
+        prio[np.isin(labels, (LABEL_MOUTH, LABEL_EYE_RIGHT, LABEL_EYE_LEFT))] = _INTERIOR_OFFSET
+        self._prio = prio[:, None]
+        self._attr = self._to_grid(verts_ref[:, :2] + self._offset)[tris]  # (T, 3, 2)
+
+        # per-frame state and buffers
+        self._raster = Rasterizer()
+        self._grids: dict[tuple[int, int], np.ndarray] = {}
+        self._verts = verts_ref.copy()
+        self._limit = 4.0 * max(w, h)
+
+    # ----------------------------------------------------------------------------------
+    @property
+    def face_box(self) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)`` (x1, y1 exclusive) of the region re-rendered in the last frame.
+
+        The bounding box of the mesh (out to its static ring) in the reference and in the last
+        driving frame, snapped outwards to 8 pixels, clipped to the frame and to the region
+        the reference was prepared for (the static ring plus about a face radius).  Outside it
+        every output pixel is the reference's.  Before the first frame: the reference's box.
+        """
+        return self._box
+
+    @property
+    def backend(self) -> str:
+        """Name of the inference backend running the warp."""
+        return self._warp.session.backend
+
+    def close(self) -> None:
+        """Release the warp's inference session (idempotent)."""
+        self._warp.close()
+
+    def __enter__(self) -> Generator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _to_grid(self, src_px: np.ndarray) -> np.ndarray:
+        return src_px * self._norm - 1.0
+
+    def _identity(self, x0: int, y0: int, out: np.ndarray, step: int = 1) -> None:
+        """Fill ``out`` (h, w, 2) with the identity grid of frame pixels (x0 + step j, y0 + step i)."""
+        h, w = out.shape[:2]
+        gx = ((x0 + step * np.arange(w) + self._offset[0]) * self._norm[0] - 1.0).astype(np.complex64)
+        gy = (1j * ((y0 + step * np.arange(h) + self._offset[1]) * self._norm[1] - 1.0)).astype(np.complex64)
+        np.add(gx[None, :], gy[:, None], out=out.reshape(h, -1).view(np.complex64))
+
+    def _face_box(self, verts: np.ndarray) -> tuple[int, int, int, int]:
+        lo = np.minimum(np.floor(verts[:, :2].min(axis=0)), self._rest[:2])
+        hi = np.maximum(np.ceil(verts[:, :2].max(axis=0)) + 1, self._rest[2:])
+        sx0, sy0, sx1, sy1 = self._region
+        snap = _BOX_SNAP
+        x0 = int(np.clip(np.floor(lo[0] / snap) * snap, sx0, sx1 - 2))
+        y0 = int(np.clip(np.floor(lo[1] / snap) * snap, sy0, sy1 - 2))
+        x1 = int(np.clip(np.ceil(hi[0] / snap) * snap, x0 + 2, sx1))
+        y1 = int(np.clip(np.ceil(hi[1] / snap) * snap, y0 + 2, sy1))
+        return x0, y0, x1, y1
+
+    # ----------------------------------------------------------------------------------
+    def flow(self, driving_landmarks: np.ndarray) -> np.ndarray:
+        """The (1, h, w, 2) normalised sampling grid of the face box for one driving frame.
+
+        The array is a buffer reused by the next call.  Exposed for tests and tooling.
+        """
+        drv, closed = self._shape_blinks(_check_landmarks("driving_landmarks", driving_landmarks))
+        s1, r1, t1 = similarity_fit(self.reference_landmarks, drv, self._weights)
+        if not (np.isfinite(s1) and s1 > _MIN_SCALE):
+            raise ValueError("driving_landmarks are degenerate (collapsed to a point or a line)")
+        verts = self._verts
+        verts[:N_LANDMARKS] = drv
+        verts[self._oval] = _smooth_outline(drv[self._oval])
+        # lash-line points: on a shutting eye they move onto the lid margin (lashes stay thin)
+        w = self._der_w * (1.0 - (1.0 - _LASH_KEEP) * closed[self._der_eye])[:, None]
+        verts[N_LANDMARKS : self._ring0] = (1 - w) * drv[self._der_a] + w * drv[self._der_b]
+        rigid = s1 * self._ring_ref @ r1.T + t1
+        verts[self._ring0 :] = self._ring_ref + self._ring_w * (rigid - self._ring_ref)
+        np.clip(verts[:, :2], -self._limit, self._limit, out=verts[:, :2])
+
+        self._box = x0, y0, x1, y1 = self._face_box(verts)
+        tv = verts[self._tris]  # (T, 3, 3)
+        xy = tv[:, :, :2] - np.array([x0, y0], np.float64)
+        z = tv[:, :, 2] + self._prio
+        attr = self._attr.copy()
+
+        # mouth interior: canonical (head-fixed) coordinates into the mouth atlas
+        s0, r0, t0 = self._pose0
+        sd, rd, td = s1 * s0, r1 @ r0, s1 * (r1 @ t0) + t1
+        tm = tv[self._mouth]
+        canon = ((tm - td) @ rd) / sd
+        attr[self._mouth] = self._atlas_coords(0, canon[:, :, :2])
+        # eye interiors: the eyeball moves rigidly with the head; lids slide over it
+        for k, idx in ((1, self._eye_r), (2, self._eye_l)):
+            q = ((tv[idx] - t1) @ r1) / s1
+            attr[idx] = self._atlas_coords(k, q[:, :, :2])
+
+        grid = self._grids.get((y1 - y0, x1 - x0))
+        if grid is None:
+            if len(self._grids) > 8:
+                self._grids.clear()
+            grid = self._grids[(y1 - y0, x1 - x0)] = np.empty((1, y1 - y0, x1 - x0, 2), np.float32)
+        if self._k == 1:
+            self._identity(x0, y0, grid[0])
+            self._raster.draw(xy, z, attr, grid[0])
+        else:
+            self._draw_coarse(xy, z, attr, grid[0], x0, y0)
+        return grid
+
+    def _shape_blinks(self, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bring the upper lid down to the lower one as Face Mesh's eye ratio nears its "shut" value.
+
+        Returns the landmarks (modified in place) and how shut each eye is, (right, left) in
+        [0 open, 1 shut].  Updates the eyes' running open level (the only state carried from
+        frame to frame).
+        """
+        closed = self._closed
+        closed[:] = 0.0
+        for side, (upper, crease, lower), corners, ref_ear in self._eyes:
+            ear = _eye_aspect(lm, (upper, crease, lower), corners)
+            if ear > _EAR_HOLD * self._ear_level[side]:  # hold the level while the eye is shut
+                self._ear_level[side] = max(self._ear_level[side] * _EAR_DECAY, ear)
+            usual = min(self._ear_level[side], ref_ear)
+            c = 1.0 - _smoothstep(_EAR_SHUT * usual, _EAR_OPEN * usual, ear)
+            if c > 0.0:
+                u, lo = list(upper), list(lower)
+                move = c * (lm[lo] - lm[u])
+                lm[u] += move
+                lm[list(crease)] += _CREASE_FOLLOW * move
+            closed[side] = c
+        return lm, closed
+
+    def _atlas_coords(self, k: int, coords: np.ndarray) -> np.ndarray:
+        origin, scale, lo, hi = self._atlas_maps[k]
+        px = np.clip((coords - origin) * scale + lo, lo, hi)
+        return self._to_grid(px)
+
+    def _draw_coarse(self, xy: np.ndarray, z: np.ndarray, attr: np.ndarray, out: np.ndarray, x0: int, y0: int) -> None:
+        """Flow at 1/k resolution, upsampled bilinearly (exact inside triangles: the flow is
+        piecewise linear); the mouth and eyes, where the flow jumps into the atlases, are
+        re-rasterised at full resolution in small windows."""
+        k = self._k
+        h, w = out.shape[:2]
+        coarse = np.empty(((h - 1) // k + 2, (w - 1) // k + 2, 2), np.float32)
+        self._identity(x0, y0, coarse, step=k)
+        self._raster.draw(xy / k, z, attr, coarse)
+        # bilinear upsampling by k, on (x, y) pairs viewed as complex numbers (half the work)
+        cc = coarse.reshape(coarse.shape[0], -1).view(np.complex64)
+        oc = out.reshape(h, -1).view(np.complex64)
+        for a in range(k):
+            na = len(range(a, h, k))
+            fa = a / k
+            rows = cc[:na] if fa == 0 else cc[:na] * np.float32(1 - fa) + cc[1 : na + 1] * np.float32(fa)
+            for b in range(k):
+                nb = len(range(b, w, k))
+                fb = b / k
+                dst = oc[a::k, b::k]
+                if fb == 0:
+                    dst[...] = rows[:, :nb]
+                else:
+                    np.multiply(rows[:, :nb], np.float32(1 - fb), out=dst)
+                    dst += rows[:, 1 : nb + 1] * np.float32(fb)
+        margin = k + 2
+        tmin = xy.min(axis=1)
+        tmax = xy.max(axis=1)
+        for idx in (self._mouth, self._eye_r, self._eye_l):
+            p = xy[idx].reshape(-1, 2)
+            lo = np.floor(p.min(axis=0)) - margin
+            hi = np.ceil(p.max(axis=0)) + margin + 1
+            wx0, wy0 = int(max(lo[0], 0)), int(max(lo[1], 0))
+            wx1, wy1 = int(min(hi[0], w)), int(min(hi[1], h))
+            if wx1 <= wx0 or wy1 <= wy0:
+                continue
+            win = np.empty((wy1 - wy0, wx1 - wx0, 2), np.float32)
+            self._identity(x0 + wx0, y0 + wy0, win)
+            near = np.flatnonzero(
+                (tmax[:, 0] >= wx0 - 1) & (tmin[:, 0] <= wx1) & (tmax[:, 1] >= wy0 - 1) & (tmin[:, 1] <= wy1)
+            )
+            self._raster.draw(xy[near] - np.array([wx0, wy0], np.float64), z[near], attr[near], win)
+            out[wy0:wy1, wx0:wx1] = win
+
+    def render(self, driving_landmarks: np.ndarray) -> np.ndarray:
+        """The full (H, W, 3) uint8 frame for one frame of driving landmarks (reference pixels).
+
+        Raises ``ValueError`` for landmarks of the wrong shape or dtype, non-finite values, or a
+        degenerate (collapsed) face.  A face driven partly or wholly outside the frame (or
+        further than about its own radius from where the reference has it) still gives a valid
+        frame: the mesh is clipped to the face box.
+        """
+        grid = self.flow(driving_landmarks)
+        patch = self._warp(grid)
+        out = self.reference_image.copy()
+        x0, y0, x1, y1 = self._box
+        out[y0:y1, x0:x1] = patch[0]
+        return out
