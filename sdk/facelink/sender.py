@@ -89,6 +89,7 @@ class FrameEncoder:
         tracker: FaceTracker | None = None,
         anchor: Pose | None = None,
         session_id: bytes | None = None,
+        created_us: int | None = None,
         extensions: tuple[tuple[int, bytes], ...] = (),
     ) -> None:
         """``anchor``: the pose (in frame coordinates) at which the face looks like the
@@ -97,7 +98,9 @@ class FrameEncoder:
         if anchor is None:
             anchor = canonicalize(default_basis(), reference.landmarks)[1]
         exts = tuple(sorted((encode_anchor(anchor),) + tuple(e for e in extensions if e[0] != ANCHOR_TAG)))
-        self.codec = StreamEncoder(reference, params, width=width, height=height, fps=fps, session_id=session_id, extensions=exts)
+        self.codec = StreamEncoder(
+            reference, params, width=width, height=height, fps=fps, session_id=session_id, created_us=created_us, extensions=exts
+        )
         self.stats = EncodeStats(reference_bytes=len(reference.blob))
         self.last_observation: FaceObservation | None = None
 
