@@ -17,7 +17,7 @@ from .io import Frame, load_image, open_video
 from .keypoints import KeypointFitter, Pose, canonicalize, default_basis
 from .receiver import ANCHOR_TAG, encode_anchor
 
-__all__ = ["EncodeStats", "FrameEncoder", "encode_file", "make_reference"]
+__all__ = ["EncodeStats", "FrameEncoder", "encode_file", "make_reference", "prepare_reference"]
 
 
 def make_reference(image: np.ndarray, models: tuple[FaceDetector, LandmarkModel]) -> Reference:
@@ -145,6 +145,21 @@ def _first_face_frame(uri: str, models) -> tuple[Frame, np.ndarray]:
     raise NoFaceError(f"{uri}: no face found in any frame")
 
 
+def prepare_reference(src: str, models, k: int, reference_image: str | None = None) -> tuple[Reference, Pose | None]:
+    """The session reference and anchor pose for a video or capture ``src``.
+
+    Without ``reference_image`` the first frame showing a face is the reference (anchor
+    ``None``: the reference's own pose).  With one, the first face frame's pose, seen
+    through the reference's identity, anchors the motion.
+    """
+    first, first_lm = _first_face_frame(src, models)
+    if reference_image is None:
+        return make_reference(first.image, models), None
+    reference = make_reference(load_image(reference_image), models)
+    anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(first_lm)[0]
+    return reference, anchor
+
+
 def encode_file(
     src: str,
     sink: Callable[[bytes], None],
@@ -162,14 +177,7 @@ def encode_file(
     models = create_models(backend)
     with open_video(src) as video:
         info = video.info
-    first, first_lm = _first_face_frame(src, models)
-    anchor = None
-    if reference_image is not None:
-        reference = make_reference(load_image(reference_image), models)
-        # the first face frame's pose, seen through the reference's identity, anchors the motion
-        anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, params.k)[0].fit(first_lm)[0]
-    else:
-        reference = make_reference(first.image, models)
+    reference, anchor = prepare_reference(src, models, params.k, reference_image)
     det, lm = models
     enc = FrameEncoder(
         reference, params, width=info.width, height=info.height, fps=info.fps,

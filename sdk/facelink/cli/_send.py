@@ -104,27 +104,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _first_face(uri: str, models):
-    """The first frame showing a face and its raw landmarks (bounded look-ahead for the reference)."""
-    from ..errors import NoFaceError
-    from ..face import FaceTracker
-    from ..io import open_video
-
-    tracker = FaceTracker(*models)
-    with open_video(uri) as video:
-        for frame in video:
-            obs = tracker.update(frame.image, frame.time)
-            if obs is not None:
-                return frame, obs.raw_landmarks
-    raise NoFaceError(f"{uri}: no face found in any frame")
-
-
 def run(args) -> int:
     from ..errors import FaceLinkError
     from ..face import FaceTracker, create_models
-    from ..io import load_image, open_video
-    from ..keypoints import KeypointFitter, default_basis
-    from ..sender import make_reference
+    from ..io import open_video
+    from ..sender import prepare_reference
     from ..transport import Sender, check_endpoint
 
     endpoint = check_endpoint(args.to, bind=False)
@@ -143,13 +127,7 @@ def run(args) -> int:
     models = create_models(args.backend)
     with open_video(args.input) as video:
         info = video.info
-    first, first_lm = _first_face(args.input, models)
-    anchor = None
-    if args.reference:
-        reference = make_reference(load_image(args.reference), models)
-        anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, params.k)[0].fit(first_lm)[0]
-    else:
-        reference = make_reference(first.image, models)
+    reference, anchor = prepare_reference(args.input, models, params.k, args.reference)
     tracker = FaceTracker(*models)
     fps = float(info.fps) if info.fps else 30.0
     is_file = "://" not in args.input
