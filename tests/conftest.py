@@ -20,6 +20,22 @@ from facelink.models import MODEL_SPECS, facelink_home, fetch_models  # noqa: E4
 
 #: the cache the session fetches into, fixed before any test monkeypatches FACELINK_HOME
 _HOME = facelink_home()
+
+
+def _isolated_home() -> Path:
+    """A private FACELINK_HOME for the test session: keys, trust and caches written by tests
+    stay out of the user's, while the (large, verified) model and asset caches are shared."""
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="facelink-test-home-"))
+    for sub in ("models", "assets", "generator"):
+        (_HOME / sub).mkdir(parents=True, exist_ok=True)
+        (home / sub).symlink_to(_HOME / sub, target_is_directory=True)
+    os.environ["FACELINK_HOME"] = str(home)
+    return home
+
+
+_TEST_HOME = _isolated_home()
 #: real talking-head data (never copied into the repo); FACELINK_DATA overrides
 DATA_DIR = Path(os.environ.get("FACELINK_DATA", ROOT.parent / "shared" / "data"))
 

@@ -66,28 +66,32 @@ def test_backend_modules_provide_the_api() -> None:
     for name in BACKEND_ORDER:
         mod = importlib.import_module(backend._MODULES[name])
         assert all(hasattr(mod, n) for n in BACKEND_API)
-        assert name == mod.NAME and mod.probe() is None
+        reason = mod.probe()  # None when usable here, else why not (TensorRT on a GPU-less machine)
+        assert name == mod.NAME and (reason is None or (isinstance(reason, str) and reason))
 
 
 def test_select_backend_auto_and_explicit() -> None:
-    assert available_backends() == ("onnxruntime",)
+    assert "onnxruntime" in available_backends()
     auto = select_backend()
-    assert auto.name == "onnxruntime" and auto.version == __import__("onnxruntime").__version__
+    assert auto.name == available_backends()[0]  # TensorRT first where it is usable
+    ort = select_backend("onnxruntime")
+    assert ort.version == __import__("onnxruntime").__version__
     assert select_backend(" ONNXRuntime ").name == "onnxruntime"
 
 
 def test_facelink_backend_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACELINK_BACKEND", "onnxruntime")
     assert select_backend().name == "onnxruntime"
-    monkeypatch.setenv("FACELINK_BACKEND", "tensorrt")
-    with pytest.raises(BackendUnavailable, match="TensorRT backend is not part of this FaceLink version"):
-        select_backend()
+    if "tensorrt" not in available_backends():
+        monkeypatch.setenv("FACELINK_BACKEND", "tensorrt")
+        with pytest.raises(BackendUnavailable, match="use --backend onnxruntime"):
+            select_backend()
     assert select_backend("onnxruntime").name == "onnxruntime"  # an explicit name wins over the env
     monkeypatch.setenv("FACELINK_BACKEND", "openvino")
     with pytest.raises(ValueError, match="unknown FACELINK_BACKEND 'openvino'"):
         select_backend("auto")
     monkeypatch.setenv("FACELINK_BACKEND", "auto")
-    assert select_backend().name == "onnxruntime"
+    assert select_backend().name == available_backends()[0]
 
 
 def test_unknown_and_planned_backends() -> None:

@@ -49,12 +49,15 @@ def test_encode_json_and_stream_contents(face_models, talking_video, tmp_path, c
     assert 0 < stats["kbps"] < 10 and stats["bytes"] > 0 and stats["reference_bytes"] > 1000
     pkts = _packets(out)
     types = [p.TYPE for p in pkts]
-    assert types[0] == PacketType.SESSION_HEADER and types[-1] == PacketType.END
+    assert types[0] == PacketType.SESSION_HEADER and types[-2:] == [PacketType.END, PacketType.SEAL]
     frames = [p for p in pkts if p.TYPE in (PacketType.KEY_FRAME, PacketType.PREDICTED_FRAME, PacketType.NO_FACE)]
     assert len(frames) == 30
     assert [p.TYPE for p in frames[12:18]] == [PacketType.NO_FACE] * 6
     assert frames[18].TYPE == PacketType.KEY_FRAME, "a face re-entering starts with a key frame"
-    assert sum(len(bytes(p)) for p in pkts if p.TYPE != PacketType.REFERENCE_CHUNK) == stats["bytes"]
+    counted = (PacketType.REFERENCE_CHUNK, PacketType.SEAL)
+    assert sum(len(bytes(p)) for p in pkts if p.TYPE not in counted) == stats["bytes"]
+    assert sum(len(bytes(p)) for p in pkts if p.TYPE == PacketType.SEAL) == stats["seal_bytes"] > 0
+    assert len(stats["signer"]) == 16, "signed with the local key by default"
 
 
 def test_quality_presets_order_the_rate(face_models, talking_video, tmp_path, capsys):

@@ -167,6 +167,7 @@ def encode_file(
     params: CodecParams,
     reference_image: str | None = None,
     backend: str = "auto",
+    precision: str = "auto",
     progress: Callable[[int, int | None], None] | None = None,
     extensions: tuple[tuple[int, bytes], ...] = (),
 ) -> EncodeStats:
@@ -174,7 +175,7 @@ def encode_file(
 
     Without ``reference_image`` the first frame showing a face is the reference.
     """
-    models = create_models(backend)
+    models = create_models(backend, precision=precision)
     with open_video(src) as video:
         info = video.info
     reference, anchor = prepare_reference(src, models, params.k, reference_image)

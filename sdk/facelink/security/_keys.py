@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from .._home import facelink_home
 from ..errors import InputError
 
 __all__ = [
@@ -64,11 +65,6 @@ _HEX = re.compile(r"[0-9a-f]+")
 _Z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 _BINDING_DOMAIN = b"facelink/pub-binding/v1\x00"
 
-
-def facelink_home() -> Path:
-    """FaceLink's state root: ``$FACELINK_HOME``, default ``~/.cache/facelink``."""
-    env = os.environ.get("FACELINK_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "facelink"
 
 
 def default_key_dir() -> Path:
