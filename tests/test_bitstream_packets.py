@@ -84,9 +84,7 @@ GOLDEN: dict[str, Packet] = {
     "key_frame.bin": KeyFrame.from_values(1200, 0, KEY_VALUES, HEADER.key_scales),
     "predicted_frame.bin": PredictedFrame.from_values(1201, -3, PRED_VALUES, HEADER.pred_scales),
     "no_face.bin": NoFace(seq=1202, pts_offset=1500),
-    "seal.bin": Seal(
-        covered_through_seq=1202, chain_hash=hashlib.sha256(b"chain").digest(), signature=bytes(range(64))
-    ),
+    "seal.bin": Seal(covered_through_seq=1202, counter=300, time_ms=150_000, signature=bytes(range(64))),
     "end.bin": End(seq=1202, total_frames=1203),
 }
 SCALES_FOR: dict[type, bytes] = {KeyFrame: HEADER.key_scales, PredictedFrame: HEADER.pred_scales}
@@ -178,6 +176,20 @@ CORRUPT: dict[str, tuple[Callable[[], bytes], str]] = {
         "PREDICTED_FRAME: pts_offset varint is longer than 5 bytes",
     ),
     "seal_truncated.bin": (lambda: bytes(GOLDEN["seal.bin"])[:-1], "packet truncated: SEAL needs 1 more byte"),
+    "seal_short.bin": (lambda: bytes(GOLDEN["seal.bin"])[:40], "packet truncated: SEAL needs 32 more bytes"),
+    "seal_nonminimal_counter.bin": (
+        lambda: bytes(Seal(5, 1, 2, bytes(64)))[:6] + b"\x81\x00\x02" + bytes(64),
+        "SEAL: counter varint is not minimally encoded",
+    ),
+    "seal_long_time.bin": (
+        lambda: bytes(Seal(5, 1, 2, bytes(64)))[:7] + b"\x80" * 5 + b"\x01" + bytes(64),
+        "SEAL: time_ms varint is longer than 5 bytes",
+    ),
+    "seal_counter_out_of_range.bin": (
+        lambda: bytes(Seal(5, 1, 2, bytes(64)))[:6] + b"\x80\x80\x80\x80\x10\x02" + bytes(64),
+        "SEAL: counter 4294967296 out of range (0..4294967295)",
+    ),
+    "seal_trailing.bin": (lambda: bytes(GOLDEN["seal.bin"]) + b"\x00", "packet has 1 trailing byte after SEAL"),
     "end_trailing.bin": (lambda: bytes(GOLDEN["end.bin"]) + b"\x00\x00", "packet has 2 trailing bytes after END"),
 }
 
@@ -252,7 +264,13 @@ def test_packet_sizes() -> None:
     assert len(bytes(NoFace(9, pts_offset=-64))) == 7
     assert len(bytes(NoFace(9, pts_offset=64))) == 8
     assert len(bytes(End(1, 2))) == 10
-    assert len(bytes(GOLDEN["seal.bin"])) == 102
+    assert len(bytes(GOLDEN["seal.bin"])) == 4 + 2 + 2 + 3 + 64 == 75
+    # counter and time_ms are varints: 72 bytes at the start of a session, 75 from 16 s to 35 min,
+    # 76 to 2.3 h (2 seals/s), 77 to 74 h
+    assert len(bytes(Seal(0xFFFF, 0, 0, bytes(64)))) == 72
+    assert len(bytes(Seal(9, 4000, 2_000_000, bytes(64)))) == 75
+    assert len(bytes(Seal(9, 16383, 8_191_500, bytes(64)))) == 76
+    assert len(bytes(Seal(9, 0xFFFFFFFF, 0xFFFFFFFF, bytes(64)))) == 80
     assert len(bytes(PredictedFrame.from_values(1, 0, [0] * 22, HEADER.pred_scales))) == 7
     frame = GOLDEN["key_frame.bin"]
     assert isinstance(frame, KeyFrame)
@@ -357,7 +375,10 @@ def _header_with(**changes: object) -> SessionHeader:
         (lambda: PredictedFrame.from_values(0, 0, [1] * 6, "abcdef"), TypeError, "scales must be bytes"),
         (lambda: PredictedFrame.from_values(0, 0, [1 << 21] * 6, bytes(6)), ValueError, r"\|value\| must be"),
         (lambda: NoFace(-1), ValueError, r"seq -1 out of range"),
-        (lambda: Seal(0, bytes(32), bytes(63)), ValueError, "signature must be 64 bytes, got 63"),
+        (lambda: Seal(0, 0, 0, bytes(63)), ValueError, "signature must be 64 bytes, got 63"),
+        (lambda: Seal(0, 1 << 32, 0, bytes(64)), ValueError, r"counter 4294967296 out of range \(0\.\.4294967295\)"),
+        (lambda: Seal(0, 0, -1, bytes(64)), ValueError, r"time_ms -1 out of range"),
+        (lambda: Seal(0, 0.5, 0, bytes(64)), TypeError, "counter must be an int, got float"),
         (lambda: End(0, 1 << 32), ValueError, r"total_frames 4294967296 out of range"),
     ],
 )
@@ -490,7 +511,8 @@ any_packet = st.one_of(
     st.builds(
         Seal,
         covered_through_seq=_u16,
-        chain_hash=st.binary(min_size=32, max_size=32),
+        counter=st.one_of(st.integers(0, 200), st.integers(0, 0xFFFFFFFF)),
+        time_ms=st.one_of(st.integers(0, 20_000), st.integers(0, 0xFFFFFFFF)),
         signature=st.binary(min_size=64, max_size=64),
     ),
     st.builds(End, seq=_u16, total_frames=st.integers(0, 0xFFFFFFFF)),

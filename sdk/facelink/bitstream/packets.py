@@ -554,31 +554,66 @@ class NoFace(_PacketBase):
         return {"seq": seq, "pts_offset": reader.pts_offset()}
 
 
+#: a seal's ``counter`` and ``time_ms`` are unsigned LEB128 varints of at most 5 bytes, <= 2^32 - 1
+_SEAL_VARINT_BYTES = 5
+
+
 @dataclass(frozen=True, slots=True)
 class Seal(_PacketBase):
-    """Signature over the hash chain of all packets up to ``covered_through_seq``."""
+    """Closes a span: an Ed25519 signature over the span's hash, the seal's counter and its time.
+
+    ``covered_through_seq`` is the ``seq`` of the last frame sent so far (``0xFFFF``
+    before any frame); ``counter`` is the seal's index within the session (0, 1, 2, ...);
+    ``time_ms`` is the sender's clock in milliseconds since the header's ``created_us``.
+    The chain hash is not carried: the receiver recomputes it from the packets it got.
+    What is hashed and signed is specified in ``docs/security.md``.
+    """
 
     TYPE: ClassVar[PacketType] = PacketType.SEAL
-    _MIN_BODY: ClassVar[int] = 2 + 32 + 64
+    _MIN_BODY: ClassVar[int] = 2 + 1 + 1 + 64
 
     covered_through_seq: int
-    chain_hash: bytes
+    counter: int
+    time_ms: int
     signature: bytes
 
     def __post_init__(self) -> None:
         _set(self, "covered_through_seq", _int("covered_through_seq", self.covered_through_seq, 0, _U16))
-        _set(self, "chain_hash", _bytes("chain_hash", self.chain_hash, 32, 32))
+        _set(self, "counter", _int("counter", self.counter, 0, _U32))
+        _set(self, "time_ms", _int("time_ms", self.time_ms, 0, _U32))
         _set(self, "signature", _bytes("signature", self.signature, 64, 64))
 
     def __bytes__(self) -> bytes:
         return b"".join(
-            (_header(self.TYPE), _U16S.pack(self.covered_through_seq), self.chain_hash, self.signature)
+            (
+                _header(self.TYPE),
+                _U16S.pack(self.covered_through_seq),
+                encode_uvarint(self.counter),
+                encode_uvarint(self.time_ms),
+                self.signature,
+            )
         )
 
     @classmethod
     def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
         (seq,) = reader.unpack(_U16S)
-        return {"covered_through_seq": seq, "chain_hash": reader.take(32), "signature": reader.take(64)}
+        counter = _seal_varint(reader, "counter")
+        time_ms = _seal_varint(reader, "time_ms")
+        return {"covered_through_seq": seq, "counter": counter, "time_ms": time_ms, "signature": reader.take(64)}
+
+
+def _seal_varint(reader: _Reader, field: str) -> int:
+    try:
+        value, reader.pos = decode_uvarint(reader.data, reader.pos, _SEAL_VARINT_BYTES)
+    except VarintError as exc:
+        if exc.reason == "truncated":
+            raise InvalidPacket(f"packet truncated: {reader.name} needs 1 more byte") from None
+        if exc.reason == "non-minimal":
+            raise InvalidPacket(f"{reader.name}: {field} varint is not minimally encoded") from None
+        raise InvalidPacket(f"{reader.name}: {field} varint is longer than 5 bytes") from None
+    if value > _U32:
+        raise InvalidPacket(f"{reader.name}: {field} {value} out of range (0..{_U32})")
+    return value
 
 
 _END = struct.Struct("<HI")

@@ -27,7 +27,7 @@ def register(sub) -> None:
     )
     p.add_argument("--insecure", action="store_true", help="accept unsigned streams and untrusted or revoked signers (flagged)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default: run until the session ends)")
-    p.add_argument("--max-age", type=float, metavar="S", help="refuse sessions that started more than S seconds ago (replay guard)")
+    p.add_argument("--max-age", type=float, metavar="S", help="refuse streams whose seals were signed more than S s ago (replay guard; needs synchronised clocks)")
     p.add_argument("--refcache", metavar="DIR", help="reference cache directory (default: $FACELINK_HOME/refcache)")
     add_backend_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object with the statistics")

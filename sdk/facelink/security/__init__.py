@@ -5,9 +5,10 @@
   ``NAME.pub``); keys are named by 16-hex-digit fingerprints.
 * Trust (:class:`TrustStore`): a directory of trusted ``.pub`` files plus a revocation
   list that always wins.
-* Seals (:class:`SealWriter`, :class:`StreamVerifier`, :func:`iter_verified`): a hash
-  chain over every packet, closed by Ed25519-signed seal packets at least every
-  0.5 s.  Pure cores: bytes in, bytes and verdicts out.
+* Seals (:class:`SealWriter`, :class:`StreamVerifier`, :func:`iter_verified`): the
+  packets of each span are hashed and closed by a compact Ed25519-signed seal packet
+  (counter, time, signature) at least every 0.5 s; spans verify independently, so a
+  loss costs one span.  Pure cores: bytes in, bytes and verdicts out.
 
 The wire format and the guarantees are in ``docs/security.md``.
 """
@@ -44,10 +45,10 @@ from ._seal import (
     chain_step,
     header_signer,
     iter_verified,
-    next_root,
     seal_message,
     seal_packets,
     signer_extension,
+    span_hash,
 )
 from ._trust import REVOKED_FILE, TrustStore, parse_revoked, revoke_key, trust_key
 
@@ -77,7 +78,6 @@ __all__ = [
     "iter_verified",
     "load_identity",
     "load_public",
-    "next_root",
     "parse_identity",
     "parse_public",
     "parse_revoked",
@@ -86,6 +86,7 @@ __all__ = [
     "seal_message",
     "seal_packets",
     "signer_extension",
+    "span_hash",
     "trust_key",
     "write_identity",
 ]

@@ -308,7 +308,7 @@ class Sender:
             session_id=self.session_id, created_us=created_us,
         )  # fmt: skip
         self._header = bytes(self.codec.header)
-        self._w = SealWriter(self.identity, self._header, interval=self.seal_interval)
+        self._w = SealWriter(self.identity, self._header, interval=self.seal_interval, start=self.clock())
 
     def _on_connect(self) -> None:
         self._backlog.clear()  # anything queued for the previous connection is stale
