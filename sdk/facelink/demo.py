@@ -137,7 +137,6 @@ def run_demo(
     t_cam = time.perf_counter() - t_cam
 
     tracker = FaceTracker(*models)
-    renderer = FrameRenderer(backend=backend)
     video = out / "demo.mp4"
     t_track = 0.0
     t_send = 0.0
@@ -145,6 +144,7 @@ def run_demo(
     with VideoWriter(str(video), w, h, fps) as writer:
         # a real CurveZMQ link on a random loopback port; every packet sealed and verified
         with LoopbackLink(reference, params, width=w, height=h, fps=fps) as link:
+            renderer = FrameRenderer(backend=backend, receiver_key=link.receiver_identity.public.ed25519)
             for i, frame in enumerate(camera):
                 t0 = time.perf_counter()
                 obs = tracker.update(frame.image, frame.time)
@@ -182,6 +182,8 @@ def run_demo(
         "encoder_fps": round(len(camera) / (t_track + t_send), 1),
         "tracker_ms_per_frame": round(1000 * t_track / len(camera), 2),
         "generator_fps": round(renderer.generated / renderer.generate_seconds, 1) if renderer.generate_seconds else None,
+        "watermark_ms_per_frame": round(1000 * renderer.session.mark_seconds / max(len(camera), 1), 2),
+        "receiver": link.receiver_identity.public.fingerprint,
         "latency_ms_p50": round(1000 * float(np.percentile(latencies, 50)), 1) if latencies else None,
         "camera_render_s": round(t_cam, 2),
         "video": str(video),

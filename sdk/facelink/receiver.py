@@ -23,9 +23,20 @@ from typing import Iterator
 import numpy as np
 
 from .codec import FrameKind, KeypointFrame, Reference, StreamDecoder
+from .errors import InputError
+from .watermark import MIN_SIDE, PUBLIC_MARK_KEY, Watermarker, WatermarkPayload
 from .keypoints import ExpressionBasis, KeypointFitter, Pose, euler_from_matrix, matrix_from_euler
 
-__all__ = ["ANCHOR_TAG", "FrameRenderer", "Retargeter", "RenderedFrame", "decode_anchor", "encode_anchor", "parse_pose"]
+__all__ = [
+    "ANCHOR_TAG",
+    "FrameRenderer",
+    "RenderedFrame",
+    "Retargeter",
+    "SessionRenderer",
+    "decode_anchor",
+    "encode_anchor",
+    "parse_pose",
+]
 
 #: session-header extension tag holding the anchor pose (6 float32: yaw, pitch, roll, tx, ty, scale)
 ANCHOR_TAG = 1
@@ -103,12 +114,86 @@ class RenderedFrame:
     kind: FrameKind
 
 
+class SessionRenderer:
+    """Decoded keypoint frames of the decoder's current session -> watermarked images.
+
+    Retargeting (``target``: motion transfer; ``pose_offset``: free view), generation and
+    the provenance watermark (``docs/provenance.md``): every frame that leaves is marked
+    with the public FaceLink mark key and a payload binding it to the signed session
+    header and to ``receiver_key`` (this receiver's Ed25519 public key; default: this
+    machine's local key).  There is no switch to turn the mark off.  Frames without a
+    decodable face repeat the last good image (before the first one: the reference).
+    """
+
+    def __init__(
+        self,
+        *,
+        target: Reference | None = None,
+        pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        backend: str = "auto",
+        receiver_key: bytes | None = None,
+    ) -> None:
+        self.target = target
+        self.pose_offset = pose_offset
+        self.backend = backend
+        self._receiver_key = receiver_key
+        self._session: bytes | None = None
+        self._retarget: Retargeter | None = None
+        self._gen = None
+        self._wm: Watermarker | None = None
+        self._last: np.ndarray | None = None
+        self.generated = 0
+        self.generate_seconds = 0.0
+        self.mark_seconds = 0.0
+
+    def prepare(self, decoder: StreamDecoder) -> None:
+        """(Re)build for the decoder's session; the decoder must be ``ready``."""
+        from .generator import Generator
+
+        h = decoder.header
+        if h is None or decoder.reference is None:
+            raise ValueError("the decoder has no session yet")
+        if self._session == h.session_id:
+            return
+        ref = self.target or decoder.reference
+        if min(ref.image.shape[:2]) < MIN_SIDE:
+            raise InputError(f"reference is {ref.width}x{ref.height}: too small to carry the provenance mark (min {MIN_SIDE} px)")
+        anchor = decode_anchor(h.extensions)
+        if anchor is None:  # a stream without an anchor: its reference is a frame of the video
+            anchor = KeypointFitter.from_reference(decoder.basis, decoder.reference.landmarks, h.n_coeffs)[1]
+        self._retarget = Retargeter(decoder.basis, h.n_coeffs, ref.landmarks, anchor, self.pose_offset)
+        self._gen = Generator(ref.image, ref.landmarks, backend=self.backend)
+        if self._receiver_key is None:
+            from .security._local import local_identity
+
+            self._receiver_key = local_identity().public.ed25519
+        self._wm = Watermarker(PUBLIC_MARK_KEY, WatermarkPayload.for_session(bytes(h), self._receiver_key))
+        self._session = h.session_id
+        self._last = ref.image
+
+    def render(self, decoder: StreamDecoder, kf: KeypointFrame) -> RenderedFrame:
+        """The watermarked output image for one decoded frame of the decoder's session."""
+        import time
+
+        self.prepare(decoder)
+        held = kf.pose is None
+        if not held:
+            lm = self._retarget.landmarks(kf)  # type: ignore[union-attr]
+            t0 = time.perf_counter()
+            self._last = self._gen.render(lm)  # type: ignore[union-attr]
+            self.generate_seconds += time.perf_counter() - t0
+            self.generated += 1
+        t0 = time.perf_counter()
+        marked = self._wm.embed(self._last, kf.index)  # type: ignore[union-attr,arg-type]
+        self.mark_seconds += time.perf_counter() - t0
+        return RenderedFrame(kf.index, kf.time, marked, held, kf.kind)
+
+
 class FrameRenderer:
-    """Decoder + retargeter + generator: feed packets, get frames.
+    """Decoder + :class:`SessionRenderer`: feed packets, get watermarked frames.
 
     ``target`` replaces the stream's reference (motion transfer); ``pose_offset`` re-poses
-    the head (free view).  Frames without a decodable face repeat the last good image
-    (before the first one: the target/reference image itself).
+    the head (free view); ``receiver_key`` goes into every frame's watermark payload.
     """
 
     def __init__(
@@ -118,58 +203,32 @@ class FrameRenderer:
         pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
         backend: str = "auto",
         basis: ExpressionBasis | None = None,
+        receiver_key: bytes | None = None,
     ) -> None:
         self.decoder = StreamDecoder(basis=basis)
-        self.target = target
-        self.pose_offset = pose_offset
-        self.backend = backend
-        self._retarget: Retargeter | None = None
-        self._gen = None
-        self._session: bytes | None = None
-        self._last: np.ndarray | None = None
-        self.generated = 0
-        self.generate_seconds = 0.0
+        self.session = SessionRenderer(target=target, pose_offset=pose_offset, backend=backend, receiver_key=receiver_key)
 
     @property
     def reference(self) -> Reference | None:
-        return self.target or self.decoder.reference
+        return self.session.target or self.decoder.reference
 
-    def _setup(self) -> None:
-        from .generator import Generator
+    @property
+    def generated(self) -> int:
+        return self.session.generated
 
-        h = self.decoder.header
-        ref = self.reference
-        assert h is not None and ref is not None  # guarded by decoder.ready
-        anchor = decode_anchor(h.extensions)
-        if anchor is None:  # a stream without an anchor: its reference is a frame of the video
-            anchor = KeypointFitter.from_reference(self.decoder.basis, self.decoder.reference.landmarks, h.n_coeffs)[1]  # type: ignore[union-attr]
-        self._retarget = Retargeter(self.decoder.basis, h.n_coeffs, ref.landmarks, anchor, self.pose_offset)
-        self._gen = Generator(ref.image, ref.landmarks, backend=self.backend)
-        self._session = h.session_id
-        self._last = ref.image
+    @property
+    def generate_seconds(self) -> float:
+        return self.session.generate_seconds
 
     def push(self, packet: bytes) -> RenderedFrame | None:
         """Feed one packet; returns the output frame for frame packets, else ``None``.
 
         Raises :class:`~facelink.errors.InvalidPacket` for malformed packets.
         """
-        import time
-
         kf = self.decoder.feed(packet)
-        if kf is None:
-            return None
-        if not self.decoder.ready:
-            return None  # nothing to show before the header and reference arrive
-        if self._retarget is None or self._session != self.decoder.header.session_id:  # type: ignore[union-attr]
-            self._setup()
-        if kf.pose is not None:
-            lm = self._retarget.landmarks(kf)  # type: ignore[union-attr]
-            t0 = time.perf_counter()
-            self._last = self._gen.render(lm)  # type: ignore[union-attr]
-            self.generate_seconds += time.perf_counter() - t0
-            self.generated += 1
-            return RenderedFrame(kf.index, kf.time, self._last, False, kf.kind)
-        return RenderedFrame(kf.index, kf.time, self._last, True, kf.kind)  # type: ignore[arg-type]
+        if kf is None or not self.decoder.ready:
+            return None  # control packets, or nothing to show before header and reference
+        return self.session.render(self.decoder, kf)
 
     def render_all(self, packets) -> Iterator[RenderedFrame]:
         for p in packets:

@@ -40,41 +40,6 @@ def _usage(msg: str):
     return _UsageError(f"facelink receive: {msg}")
 
 
-class _Renderer:
-    """Generator for the active session's reference, rebuilt when the session changes."""
-
-    def __init__(self, backend: str) -> None:
-        self.backend = backend
-        self._session: bytes | None = None
-        self._retarget: Any = None
-        self._gen: Any = None
-        self.last: np.ndarray | None = None
-        self.rendered = 0
-
-    def prepare(self, decoder) -> None:
-        """Build the generator for the decoder's session (once per session; before frames arrive)."""
-        from ..generator import Generator
-        from ..keypoints import KeypointFitter
-        from ..receiver import Retargeter, decode_anchor
-
-        h, ref = decoder.header, decoder.reference
-        if self._session == h.session_id:
-            return
-        anchor = decode_anchor(h.extensions) or KeypointFitter.from_reference(decoder.basis, ref.landmarks, h.n_coeffs)[1]
-        self._retarget = Retargeter(decoder.basis, h.n_coeffs, ref.landmarks, anchor)
-        self._gen = Generator(ref.image, ref.landmarks, backend=self.backend)
-        self._session = h.session_id
-        self.last = ref.image
-
-    def render(self, decoder, frame) -> np.ndarray:
-        """The image for a decoded frame: generated when it has a face, else the last one held."""
-        self.prepare(decoder)
-        if frame.pose is not None:
-            self.last = self._gen.render(self._retarget.landmarks(frame))
-            self.rendered += 1
-        return self.last  # type: ignore[return-value]
-
-
 class _Output:
     """The video file: written beside its final name, renamed into place only if frames were written."""
 
@@ -119,6 +84,7 @@ class _Output:
 def run(args) -> int:
     from ..errors import FaceLinkError, InputError, VerificationError
     from ..security import TrustStore, default_trust_dir
+    from ..receiver import SessionRenderer
     from ..transport import Receiver, ReferenceCache, check_endpoint
 
     endpoint = check_endpoint(args.listen, bind=True)
@@ -147,7 +113,8 @@ def run(args) -> int:
     output = _Output(args.output) if args.output else None
     bound = receiver.open()
     print(f"facelink: listening on {bound}" + (f" as {identity.fingerprint}" if identity else ""), file=sys.stderr)
-    renderer = _Renderer(args.backend) if args.output else None
+    rx_key = identity.public.ed25519 if identity is not None else None  # None: this machine's local key
+    renderer = SessionRenderer(backend=args.backend, receiver_key=rx_key) if args.output else None
     status = StatusLine()
     out_frames = stale = 0
     latencies: list[float] = []
@@ -181,7 +148,7 @@ def run(args) -> int:
                     for d in todo:
                         f = d.frame
                         if f is not None and d.session_id == hdr.session_id and f.time == f.time:  # NaN: not decodable
-                            output.write(renderer.render(dec, f), f.time, fps)
+                            output.write(renderer.render(dec, f).image, f.time, fps)
                             out_frames += 1
             st = core.stats()
             v = st.verify
