@@ -1,0 +1,120 @@
+"""``facelink decode`` end to end, in-process: frames, timestamps, free view, motion transfer, bad streams."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from facelink.bitstream import FlkWriter, iter_flk
+from facelink.cli import main
+from test_cli_encode import _write_video
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory, face_models, portrait):
+    """A signed stream of 20 frames of the portrait drifting, with a 3-frame gap without a face."""
+    d = tmp_path_factory.mktemp("dec")
+    crop = np.asarray(Image.fromarray(portrait[10:330, 60:380]).resize((256, 256)))
+    frames = []
+    for i in range(20):
+        f = np.zeros((256, 288, 3), np.uint8)
+        if not 8 <= i < 11:
+            f[:, i : i + 256] = crop
+        frames.append(f)
+    video = _write_video(d / "talk.mp4", frames, fps=25)
+    out = d / "talk.flk"
+    assert main(["encode", str(video), "-o", str(out)]) == 0
+    return out
+
+
+def _frames(path):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [(f.to_ndarray(format="rgb24"), float(f.pts * s.time_base)) for f in c.decode(s)]
+
+
+def test_one_frame_per_encoded_frame_with_the_same_timestamps(stream, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    assert main(["decode", str(stream), "-o", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["frames"] == 20 and info["held_frames"] == 3
+    assert (info["width"], info["height"]) == (288, 256)
+    assert info["verification"]["intact"] is True
+    got = _frames(out)
+    assert len(got) == 20
+    assert np.allclose([t for _, t in got], np.arange(20) / 25, atol=1e-3)
+    # frames without a face hold the last good frame
+    assert np.abs(got[8][0].astype(int) - got[7][0].astype(int)).mean() < 3
+
+
+def test_free_view_changes_the_face_and_limits_are_enforced(stream, tmp_path, capsys):
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    assert main(["decode", str(stream), "-o", str(a)]) == 0
+    assert main(["decode", str(stream), "-o", str(b), "--pose", "25,0,0"]) == 0
+    fa, fb = _frames(a), _frames(b)
+    assert np.abs(fa[5][0].astype(int) - fb[5][0].astype(int)).mean() > 2
+    assert main(["decode", str(stream), "-o", str(b), "--pose", "45,0,0"]) == 2
+    assert "within ±30" in capsys.readouterr().err
+
+
+def test_motion_transfer_needs_a_face_in_the_target(stream, portrait, tmp_path, capsys):
+    target = tmp_path / "other.png"
+    Image.fromarray(np.ascontiguousarray(portrait[:, ::-1])).save(target)  # a different picture of a face
+    out = tmp_path / "t.mp4"
+    assert main(["decode", str(stream), "-o", str(out), "--reference", str(target), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["width"], info["height"]) == (512, 512) and info["frames"] == 20
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(blank)
+    assert main(["decode", str(stream), "-o", str(tmp_path / "x.mp4"), "--reference", str(blank)]) == 1
+    assert "no face found" in capsys.readouterr().err
+
+
+def test_tampered_stream_is_refused_without_output(stream, tmp_path, capsys):
+    packets = list(iter_flk(stream))
+    i = next(k for k, p in enumerate(packets) if p[3] == 4)  # a predicted frame
+    bad = bytearray(packets[i])
+    bad[-1] ^= 0x01
+    packets[i] = bytes(bad)
+    forged = tmp_path / "forged.flk"
+    with FlkWriter(forged) as w:
+        for p in packets:
+            w.write(p)
+    out = tmp_path / "o.mp4"
+    assert main(["decode", str(forged), "-o", str(out)]) == 3
+    assert "failed verification" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_untrusted_signer_needs_insecure(stream, tmp_path, capsys):
+    empty_trust = tmp_path / "trust"
+    empty_trust.mkdir(mode=0o700)
+    out = tmp_path / "o.mp4"
+    assert main(["decode", str(stream), "-o", str(out), "--trust", str(empty_trust)]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert main(["decode", str(stream), "-o", str(out), "--trust", str(empty_trust), "--insecure"]) == 0
+
+
+@pytest.mark.parametrize("content", [b"", b"not a stream at all", b"\x89FLK\r\n\x1a\n"])
+def test_empty_and_foreign_files(tmp_path, capsys, content):
+    src = tmp_path / "s.flk"
+    src.write_bytes(content)
+    rc = main(["decode", str(src), "-o", str(tmp_path / "o.mp4"), "--insecure"])
+    err = capsys.readouterr().err
+    assert rc == 3 and "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_truncated_stream(stream, tmp_path, capsys):
+    data = stream.read_bytes()
+    cut = tmp_path / "cut.flk"
+    cut.write_bytes(data[: len(data) - 40])
+    assert main(["decode", str(cut), "-o", str(tmp_path / "o.mp4")]) == 3
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_missing_file_is_exit_1(tmp_path, capsys):
+    assert main(["decode", str(tmp_path / "nope.flk"), "-o", str(tmp_path / "o.mp4")]) == 1
+    assert "no such file" in capsys.readouterr().err
