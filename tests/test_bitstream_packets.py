@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from facelink.bitstream import (
@@ -32,7 +31,7 @@ from facelink.bitstream import __all__ as bitstream_all
 from facelink.bitstream import flk, packets, rangecoder
 from facelink.errors import InvalidPacket
 
-from _support import FUZZ, PROPERTY, golden  # noqa: E402
+from _support import FUZZ, golden  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "bitstream"
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from facelink.bitstream.rangecoder import (
@@ -28,7 +27,7 @@ from facelink.bitstream.rangecoder import (
 )
 from facelink.errors import InvalidPacket
 
-from _support import FUZZ, PROPERTY, golden  # noqa: E402
+from _support import FUZZ, golden  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "bitstream"
 SPEC = Path(__file__).parents[1] / "docs" / "bitstream.md"

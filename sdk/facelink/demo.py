@@ -23,7 +23,7 @@ import numpy as np
 
 from .codec import QUALITY_PRESETS, CodecParams
 from .io import Frame, VideoWriter, load_image
-from .keypoints import ExpressionBasis, KeypointFitter, Pose, default_basis
+from .keypoints import ExpressionBasis, KeypointFitter, default_basis
 
 __all__ = ["expression_direction", "run_demo", "scripted_performance"]
 

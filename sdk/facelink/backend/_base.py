@@ -88,21 +88,31 @@ class InferenceSession(abc.ABC):
 
     #: name of the backend that created the session (``"onnxruntime"``, ``"tensorrt"``)
     backend: ClassVar[str]
+    #: set by each backend's constructor
+    _inputs: tuple[TensorSpec, ...]
+    _outputs: tuple[TensorSpec, ...]
+    _closed: bool
 
     @property
-    @abc.abstractmethod
     def inputs(self) -> tuple[TensorSpec, ...]:
         """The model's inputs, in the model's order."""
+        return self._inputs
 
     @property
-    @abc.abstractmethod
     def outputs(self) -> tuple[TensorSpec, ...]:
         """The model's outputs, in the model's order."""
+        return self._outputs
 
     @property
-    @abc.abstractmethod
     def closed(self) -> bool:
         """True once :meth:`close` has run."""
+        return self._closed
+
+    def _checked_feeds(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Feeds validated against :attr:`inputs` (see :func:`check_feeds`); refuses a closed session."""
+        if self._closed:
+            raise ValueError("run() on a closed session")
+        return check_feeds(self._inputs, feeds)
 
     @abc.abstractmethod
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BackendUnavailable, InputError
-from ._base import InferenceSession, TensorSpec, check_feeds
+from ._base import InferenceSession, TensorSpec
 
 __all__ = ["NAME", "OnnxRuntimeSession", "create_session", "probe", "version"]
 
@@ -132,22 +132,8 @@ class OnnxRuntimeSession(InferenceSession):
                 self._dynamic.append(i)
         self._closed = False
 
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._closed:
-            raise ValueError("run() on a closed session")
-        arrays = check_feeds(self._inputs, feeds)
+        arrays = self._checked_feeds(feeds)
         for spec, arr in zip(self._inputs, arrays):
             self._binding.bind_cpu_input(spec.name, arr)
         for i in self._dynamic:  # unallocated again: ORT sizes it for this run's shapes

@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BackendUnavailable, InputError
-from ._base import InferenceSession, TensorSpec, check_feeds
+from ._base import InferenceSession, TensorSpec
 
 __all__ = [
     "MIN_VERSION",
@@ -448,22 +448,8 @@ class TensorRTSession(InferenceSession):
         self._closed = False
         self._lock = threading.Lock()
 
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._closed:
-            raise ValueError("run() on a closed session")
-        arrays = check_feeds(self._inputs, feeds)
+        arrays = self._checked_feeds(feeds)
         cuda = self._cuda
         with self._lock:
             self._ctx.push()
