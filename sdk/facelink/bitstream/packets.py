@@ -187,15 +187,20 @@ class _Reader:
         self.pos += fmt.size
         return out
 
-    def pts_offset(self) -> int:
+    def uvarint(self, field: str, max_bytes: int = 5) -> int:
+        """An unsigned LEB128 varint (minimal, at most ``max_bytes``); InvalidPacket otherwise."""
         try:
-            value, self.pos = decode_uvarint(self.data, self.pos, _PTS_VARINT_BYTES)
+            value, self.pos = decode_uvarint(self.data, self.pos, max_bytes)
         except VarintError as exc:
             if exc.reason == "truncated":
                 raise InvalidPacket(f"packet truncated: {self.name} needs 1 more byte") from None
             if exc.reason == "non-minimal":
-                raise InvalidPacket(f"{self.name}: pts_offset varint is not minimally encoded") from None
-            raise InvalidPacket(f"{self.name}: pts_offset varint is longer than 5 bytes") from None
+                raise InvalidPacket(f"{self.name}: {field} varint is not minimally encoded") from None
+            raise InvalidPacket(f"{self.name}: {field} varint is longer than {max_bytes} bytes") from None
+        return value
+
+    def pts_offset(self) -> int:
+        value = self.uvarint("pts_offset", _PTS_VARINT_BYTES)
         if value > _U32:
             raise InvalidPacket(
                 f"{self.name}: pts_offset {zigzag_decode(value)} out of range ({_I32_MIN}..{_I32_MAX})"
@@ -603,14 +608,7 @@ class Seal(_PacketBase):
 
 
 def _seal_varint(reader: _Reader, field: str) -> int:
-    try:
-        value, reader.pos = decode_uvarint(reader.data, reader.pos, _SEAL_VARINT_BYTES)
-    except VarintError as exc:
-        if exc.reason == "truncated":
-            raise InvalidPacket(f"packet truncated: {reader.name} needs 1 more byte") from None
-        if exc.reason == "non-minimal":
-            raise InvalidPacket(f"{reader.name}: {field} varint is not minimally encoded") from None
-        raise InvalidPacket(f"{reader.name}: {field} varint is longer than 5 bytes") from None
+    value = reader.uvarint(field, _SEAL_VARINT_BYTES)
     if value > _U32:
         raise InvalidPacket(f"{reader.name}: {field} {value} out of range (0..{_U32})")
     return value
