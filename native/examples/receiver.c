@@ -7,8 +7,16 @@
  * the reference's size (printed on stderr).  Damaged packets are skipped with a warning,
  * as a receiver on a lossy link would.
  *
+ * The stream's seals are verified as they arrive (like `facelink receive`): the signer
+ * must be in the trust directory (--trust DIR, default $FACELINK_HOME/trust), or
+ * --insecure accepts unsigned streams and untrusted signers (seals are still checked).
+ * Frames are written as they arrive; a span that fails its seal is reported on stderr.
+ * Exit status: 0 verified (or insecure and clean), 1 error, 3 refused, damaged, or not
+ * entirely verified.
+ *
  * Options: --format rgb24|bgr24|rgba32|bgra32|gray8 (rgb24), --pose YAW,PITCH,ROLL
- *          (free view, degrees), --reference IMAGE (drive another face).
+ *          (free view, degrees), --reference IMAGE (drive another face), --trust DIR,
+ *          --insecure.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -43,7 +51,7 @@ static double now(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: facelink-receiver [--format rgb24|bgr24|rgba32|bgra32|gray8] [--pose Y,P,R]\n"
-                    "                         [--reference IMAGE] INPUT.flk OUTPUT|-\n");
+                    "                         [--reference IMAGE] [--trust DIR] [--insecure] INPUT.flk OUTPUT|-\n");
     return 2;
 }
 
@@ -56,6 +64,8 @@ int main(int argc, char **argv) {
     static const char *formats[] = {"", "rgb24", "bgr24", "rgba32", "bgra32", "gray8"};
     facelink_receiver_config cfg;
     facelink_receiver_config_init(&cfg);
+    facelink_receiver_security sec;
+    facelink_receiver_security_init(&sec);
     const char *input = NULL, *output = NULL, *reference_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -71,6 +81,10 @@ int main(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--reference") && v) {
             reference_path = v, i++;
+        } else if (!strcmp(a, "--trust") && v) {
+            sec.trust_dir = v, i++;
+        } else if (!strcmp(a, "--insecure")) {
+            sec.insecure = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             return usage();
         } else if (!input) {
@@ -82,6 +96,11 @@ int main(int argc, char **argv) {
         }
     }
     if (!input || !output) return usage();
+    if (!FACELINK_ABI_COMPATIBLE(facelink_abi_version())) { /* facelink_receiver_create_ex is ABI 1.1 */
+        fprintf(stderr, "facelink-receiver: libfacelink ABI %#x is older than this program's %#x\n",
+                (unsigned)facelink_abi_version(), (unsigned)FACELINK_ABI_VERSION);
+        return 1;
+    }
 
     FILE *in = fopen(input, "rb");
     if (!in) {
@@ -100,6 +119,7 @@ int main(int argc, char **argv) {
     facelink_image target;
     facelink_receiver *receiver = NULL;
     facelink_status st;
+    facelink_buffer report = {0};
     int rc = 1;
     if (!record || fread(magic, 1, 8, in) != 8 || memcmp(magic, FLK_MAGIC, 8)) {
         fprintf(stderr, "facelink-receiver: %s: not a .flk stream\n", input);
@@ -112,12 +132,12 @@ int main(int argc, char **argv) {
         }
         cfg.target = &target;
     }
-    if ((st = facelink_receiver_create(&cfg, &receiver)) != FACELINK_OK) {
+    if ((st = facelink_receiver_create_ex(&cfg, &sec, &receiver)) != FACELINK_OK) {
         rc = fail("create", st);
         goto done;
     }
     double t0 = now();
-    long n, frames = 0, damaged = 0;
+    long n, frames = 0, damaged = 0, unverified = 0;
     while ((n = read_record(in, record)) > 0) {
         facelink_frame frame;
         int32_t has_frame;
@@ -126,6 +146,16 @@ int main(int argc, char **argv) {
             fprintf(stderr, "facelink-receiver: skipped a damaged packet: %s\n", facelink_last_error());
             damaged++;
             continue;
+        }
+        if (st == FACELINK_E_VERIFICATION || st == FACELINK_E_INCOMPLETE) { /* a seal's verdict: go on */
+            fprintf(stderr, "facelink-receiver: %s\n", facelink_last_error());
+            unverified++;
+            continue;
+        }
+        if (st == FACELINK_E_UNTRUSTED) {
+            fprintf(stderr, "facelink-receiver: %s\n", facelink_last_error());
+            rc = 3;
+            goto done;
         }
         if (st != FACELINK_OK) {
             rc = fail("push", st);
@@ -150,8 +180,21 @@ int main(int argc, char **argv) {
         damaged++;
     }
     fprintf(stderr, "facelink-receiver: %ld frames, %.1f fps, %ld damaged\n", frames, frames / (now() - t0), damaged);
-    rc = damaged ? 3 : 0;
+    /* a signed file must end verified: every packet covered by a seal that verified */
+    int is_signed = 0, complete = 0;
+    if (facelink_receiver_verification(receiver, &report) == FACELINK_OK) {
+        is_signed = strstr((const char *)report.data, "\"signed\": true") != NULL;
+        complete = strstr((const char *)report.data, "\"end_verified\": true") != NULL &&
+                   strstr((const char *)report.data, "\"packets_pending\": 0") != NULL;
+    }
+    if (is_signed)
+        fprintf(stderr, "facelink-receiver: signed stream, %s%s\n", unverified || !complete ? "NOT entirely verified" : "verified",
+                strstr((const char *)report.data, "\"trusted\": true") ? "" : " (untrusted signer: --insecure)");
+    else
+        fprintf(stderr, "facelink-receiver: unsigned stream (accepted with --insecure): nothing verified\n");
+    rc = damaged || unverified || (is_signed && !complete) ? 3 : 0;
 done:
+    facelink_buffer_free(&report);
     facelink_receiver_destroy(receiver);
     facelink_buffer_free(&target_pixels);
     free(record);

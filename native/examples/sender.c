@@ -9,7 +9,10 @@
  * status line per second (frames, fps, kbit/s) on stderr; exits 0 at end of input.
  *
  * Options: --size WxH (required), --fps NUM[/DEN] (30), --quality low|medium|high,
- *          --reference IMAGE, --session-id HEX32 and --created-us N (reproducible output).
+ *          --reference IMAGE, --session-id HEX32 and --created-us N (reproducible output),
+ *          --key KEY (sign: a .key file of `facelink keys generate`, or a key name) and
+ *          --seal-interval S (seconds of stream between seals, default 0.5).  Without
+ *          --key the stream is unsigned, and verifying receivers refuse it unless insecure.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -47,7 +50,8 @@ static double now(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: facelink-sender --size WxH [--fps N[/D]] [--quality Q] [--reference IMAGE]\n"
-                    "                       [--session-id HEX32 --created-us N] INPUT|- OUTPUT.flk\n");
+                    "                       [--key KEY [--seal-interval S]] [--session-id HEX32 --created-us N]\n"
+                    "                       INPUT|- OUTPUT.flk\n");
     return 2;
 }
 
@@ -59,6 +63,8 @@ static int fail(const char *what, facelink_status st) {
 int main(int argc, char **argv) {
     facelink_sender_config cfg;
     facelink_sender_config_init(&cfg);
+    facelink_sender_security sec;
+    facelink_sender_security_init(&sec);
     const char *reference_path = NULL, *input = NULL, *output = NULL;
     uint8_t session_id[FACELINK_SESSION_ID_SIZE];
     for (int i = 1; i < argc; i++) {
@@ -80,6 +86,11 @@ int main(int argc, char **argv) {
             cfg.session_id = session_id, i++;
         } else if (!strcmp(a, "--created-us") && v) {
             cfg.created_us = atoll(v), i++;
+        } else if (!strcmp(a, "--key") && v) {
+            sec.key = v, i++;
+        } else if (!strcmp(a, "--seal-interval") && v) {
+            sec.seal_interval = atof(v), i++;
+            if (!(sec.seal_interval > 0)) return usage();
         } else if (a[0] == '-' && a[1] != '\0') {
             return usage();
         } else if (!input) {
@@ -91,6 +102,12 @@ int main(int argc, char **argv) {
         }
     }
     if (!input || !output || cfg.width <= 0 || cfg.height <= 0) return usage();
+    if (sec.seal_interval > 0 && !sec.key) return usage();
+    if (!FACELINK_ABI_COMPATIBLE(facelink_abi_version())) { /* facelink_sender_create_ex is ABI 1.1 */
+        fprintf(stderr, "facelink-sender: libfacelink ABI %#x is older than this program's %#x\n",
+                (unsigned)facelink_abi_version(), (unsigned)FACELINK_ABI_VERSION);
+        return 1;
+    }
 
     FILE *in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
     if (!in) {
@@ -120,7 +137,7 @@ int main(int argc, char **argv) {
         rc = fail(reference_path, st);
         goto done;
     }
-    if ((st = facelink_sender_create(&cfg, &reference, &sender)) != FACELINK_OK) {
+    if ((st = facelink_sender_create_ex(&cfg, &reference, &sec, &sender)) != FACELINK_OK) {
         rc = fail("create", st);
         goto done;
     }
@@ -165,6 +182,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "facelink-sender: %s: %lld frames (%lld with a face), %lld bytes + %lld bytes reference\n",
                 output, (long long)stats.frames, (long long)stats.face_frames, (long long)stats.bytes,
                 (long long)stats.reference_bytes);
+    fprintf(stderr, "facelink-sender: %s\n", sec.key ? "signed" : "unsigned (no --key)");
     rc = 0;
 done:
     facelink_packets_free(&packets);

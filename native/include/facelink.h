@@ -13,8 +13,28 @@
  *   FACELINK_ABI_VERSION = (MAJOR << 16) | MINOR.  A program built against this
  *   header runs with any library of the same MAJOR and a MINOR >= its own; check
  *   with FACELINK_ABI_COMPATIBLE(facelink_abi_version()).  MAJOR changes when a
- *   struct layout, a signature or a meaning changes; MINOR when functions or enum
- *   values are added.  The shared object's soname is libfacelink.so.MAJOR.
+ *   struct layout, a signature or a meaning changes; MINOR when functions, structs
+ *   or enum values are added.  The shared object's soname is libfacelink.so.MAJOR.
+ *     1.0  the first ABI.
+ *     1.1  signed streams and verifying receivers: facelink_sender_security +
+ *          facelink_sender_create_ex + facelink_sender_seal, facelink_receiver_security
+ *          + facelink_receiver_create_ex + facelink_receiver_verification,
+ *          facelink_keys_trust, and FACELINK_E_UNTRUSTED / FACELINK_E_INCOMPLETE.
+ *          Every 1.0 function keeps its meaning (facelink_sender_create still sends
+ *          unsigned streams, facelink_receiver_create still passes seals over).
+ *   Structs added after 1.0 start with `struct_size`, set by their *_init function:
+ *   later minors append fields and read them only when struct_size covers them.
+ *
+ * Signed streams (ABI 1.1; the format and guarantees are in docs/security.md)
+ *   A sender created with a key (facelink_sender_create_ex) names its signer in the
+ *   session header and emits Ed25519 seal packets, byte for byte what the Python
+ *   API's seal_packets() makes of the same stream.  A receiver created with
+ *   facelink_receiver_create_ex verifies them against a trust directory, like
+ *   `facelink receive`: frames are returned as they arrive (provisionally, at most
+ *   one seal interval ahead of their verdict) and the seal that closes their span
+ *   says whether they were authentic (FACELINK_OK), not (FACELINK_E_VERIFICATION)
+ *   or unverifiable because packets were lost (FACELINK_E_INCOMPLETE).  A stream
+ *   without a key is unsigned: verifying receivers refuse it unless insecure.
  *
  * Status codes and errors
  *   Every function that can fail returns a facelink_status (FACELINK_OK == 0) and
@@ -98,7 +118,7 @@ extern "C" {
 #endif
 
 #define FACELINK_ABI_VERSION_MAJOR 1
-#define FACELINK_ABI_VERSION_MINOR 0
+#define FACELINK_ABI_VERSION_MINOR 1
 #define FACELINK_ABI_VERSION ((FACELINK_ABI_VERSION_MAJOR << 16) | FACELINK_ABI_VERSION_MINOR)
 /* non-zero if a library reporting `v` (facelink_abi_version()) serves this header */
 #define FACELINK_ABI_COMPATIBLE(v) \
@@ -120,14 +140,17 @@ typedef enum facelink_status {
     FACELINK_E_NO_FACE = 5,          /* an image that must show a face (reference, target) shows none */
     FACELINK_E_INPUT = 6,            /* an input file or URI cannot be used (missing, not a video/image) */
     FACELINK_E_IO = 7,               /* operating-system error reading or writing a file */
-    FACELINK_E_VERIFICATION = 8,     /* a signature, seal or watermark check failed */
+    FACELINK_E_VERIFICATION = 8,     /* a signature, seal or watermark check failed (receivers: see facelink_receiver_push) */
     FACELINK_E_BACKEND = 9,          /* the inference backend cannot run here */
     FACELINK_E_MODEL_FETCH = 10,     /* models could not be fetched, verified or converted */
     FACELINK_E_UNSUPPORTED = 11,     /* feature not available in the installed facelink package */
     FACELINK_E_RUNTIME = 12,         /* any other FaceLink runtime failure */
     FACELINK_E_NO_MEMORY = 13,       /* out of memory (or out of handle numbers) */
     FACELINK_E_PYTHON = 14,          /* the Python runtime or the facelink package could not be started */
-    FACELINK_E_INTERNAL = 15         /* a bug: unexpected exception (set FACELINK_DEBUG=1 for a traceback) */
+    FACELINK_E_INTERNAL = 15,        /* a bug: unexpected exception (set FACELINK_DEBUG=1 for a traceback) */
+    /* ABI 1.1 */
+    FACELINK_E_UNTRUSTED = 16,       /* a verifying receiver refused the session: unsigned, untrusted/revoked signer */
+    FACELINK_E_INCOMPLETE = 17       /* a seal closed a span that lost packets: its frames cannot be verified */
 } facelink_status;
 
 /* pixel layouts, bytes in address order */
@@ -185,7 +208,9 @@ typedef struct facelink_receiver facelink_receiver; /* opaque, see "Handles" */
 
 /* ------------------------------------------------------------------ library */
 
-/* FACELINK_ABI_VERSION of the library (no Python needed). */
+/* FACELINK_ABI_VERSION of the library (no Python needed): (1 << 16) | 1 for ABI 1.1.
+ * A program that uses a 1.1 function checks FACELINK_ABI_COMPATIBLE(facelink_abi_version())
+ * first (a 1.0 library lacks the symbol: with lazy binding the call would abort). */
 FACELINK_API uint32_t facelink_abi_version(void);
 
 /* Start the runtime now instead of on first use (optional; idempotent, thread-safe).
@@ -272,6 +297,42 @@ FACELINK_API facelink_status facelink_sender_stats_get(facelink_sender *sender, 
 /* Release a sender.  NULL is a no-op.  Waits for a call in flight on it to return. */
 FACELINK_API facelink_status facelink_sender_destroy(facelink_sender *sender);
 
+/* ABI 1.1: how a sender signs its stream. */
+typedef struct facelink_sender_security {
+    uint32_t struct_size;   /* sizeof(facelink_sender_security); set by facelink_sender_security_init */
+    const char *key;        /* identity: a NAME.key file of facelink_keys_generate / `facelink keys generate`
+                               (mode 0600), or a key name in $FACELINK_HOME/keys; NULL = unsigned stream */
+    double seal_interval;   /* seconds of stream between seals, (0, 60]; 0 = 0.5 (the CLI's default) */
+} facelink_sender_security;
+
+/* Defaults: struct_size set, no key (unsigned), seal_interval 0 (= 0.5 s). */
+FACELINK_API void facelink_sender_security_init(facelink_sender_security *security);
+
+/* facelink_sender_create, and with security->key a signed stream:
+ *   - the session header carries the signer's Ed25519 public key (extension tag 2);
+ *   - facelink_sender_start returns header, seal, reference chunks, seal (the header and
+ *     the reference each get a span of their own);
+ *   - facelink_sender_push returns the frame packet and, after every floor(seal_interval
+ *     * fps)-th frame, a seal (so seals come every seal_interval seconds of stream at the
+ *     nominal frame rate; seal times are stream times counted from the header);
+ *   - facelink_sender_end returns [seal of the pending frames], End, seal.
+ * With the same frames, session id, created_us and key, the packets are byte for byte
+ * those of the Python API (seal_packets() over the FrameEncoder's stream).  Seal packets
+ * (~73 bytes) are not counted in facelink_sender_stats.bytes.  If frames come slower than
+ * the nominal rate (a stalled camera), call facelink_sender_seal to close the span.
+ * `security` NULL, or security->key NULL: an unsigned stream, exactly as facelink_sender_create
+ * (verifying receivers refuse it unless insecure).  A missing, unreadable or too-open
+ * (not 0600) key file is FACELINK_E_INPUT; a struct_size below this header's
+ * sizeof(facelink_sender_security), or seal_interval without a key, FACELINK_E_INVALID_ARGUMENT. */
+FACELINK_API facelink_status facelink_sender_create_ex(const facelink_sender_config *config,
+                                                       const facelink_image *reference,
+                                                       const facelink_sender_security *security,
+                                                       facelink_sender **sender);
+
+/* Close the current span now: `packets` receives one seal, or none if no packet awaits
+ * one.  Between start and end, signed senders only (else FACELINK_E_STATE). */
+FACELINK_API facelink_status facelink_sender_seal(facelink_sender *sender, facelink_packets *packets);
+
 /* ------------------------------------------------------------------ receiver */
 
 typedef struct facelink_receiver_config {
@@ -298,16 +359,72 @@ typedef struct facelink_frame {
 } facelink_frame;
 
 /* Feed one packet (in arrival order; losses are fine).  For a frame packet, *has_frame
- * is 1 and `frame` describes the output image; for the header, reference chunks and
- * control packets *has_frame is 0 and `frame` is zeroed.  Seal packets are passed over,
- * not verified (verify live links in the transport, files with facelink_decode_file).  FACELINK_E_INVALID_PACKET for
- * a malformed packet: skip it and go on, the receiver stays usable.  Rendering takes
- * tens of milliseconds per frame on a laptop CPU. */
+ * is 1 and `frame` describes the output image; for the header, reference chunks, seals
+ * and control packets *has_frame is 0 and `frame` is zeroed.  FACELINK_E_INVALID_PACKET
+ * for a malformed packet: skip it and go on, the receiver stays usable.  Rendering takes
+ * tens of milliseconds per frame on a laptop CPU.
+ *
+ * A receiver of facelink_receiver_create passes seal packets over (no verification;
+ * the ABI 1.0 behaviour).  A receiver of facelink_receiver_create_ex verifies every
+ * packet before it is decoded, with the policy of `facelink receive` (docs/security.md,
+ * sections 5 and 6): frames are rendered and returned as they arrive, provisionally,
+ * and the seal packet that closes their span (at most one seal interval, 0.5 s, later)
+ * returns the verdict on them:
+ *   FACELINK_OK              verified: exactly the signer's packets, in order;
+ *   FACELINK_E_VERIFICATION  not authentic: the seal does not verify although nothing
+ *                            was seen missing (a packet altered, injected, reordered or
+ *                            spliced, a forged seal), or a replayed seal (ignored);
+ *   FACELINK_E_INCOMPLETE    packets of the span were lost (or the receiver joined
+ *                            mid-span): its frames cannot be verified (not a sign of
+ *                            innocence either).
+ *   The message names the packets (arrival numbers, from 0) and the frame indices
+ *   returned among them.  The receiver stays usable after both; the next span is
+ *   verified afresh.  To show only verified frames, keep copies of the frames and
+ *   release them at the seal's FACELINK_OK.
+ * Session refusal: an unsigned stream (unless insecure), a signer not in the trust
+ * directory or revoked (unless insecure), a malformed signer key, or (max_age) a seal
+ * signed too long ago is FACELINK_E_UNTRUSTED at the packet that shows it (normally
+ * the header) and at every later push: no frame of a refused session is rendered;
+ * create a new receiver for another session.  A second session header that differs
+ * from the first (another session, or an altered copy) is FACELINK_E_VERIFICATION and
+ * is dropped: a verifying receiver shows one session.  Frames of a stream whose seals
+ * stop coming are never confirmed: facelink_receiver_verification counts them as
+ * packets_pending. */
 FACELINK_API facelink_status facelink_receiver_push(facelink_receiver *receiver, const uint8_t *packet,
                                                     size_t size, facelink_frame *frame, int32_t *has_frame);
 
 /* Release a receiver and its lent frame.  NULL is a no-op. */
 FACELINK_API facelink_status facelink_receiver_destroy(facelink_receiver *receiver);
+
+/* ABI 1.1: how a receiver verifies (the options of `facelink receive`). */
+typedef struct facelink_receiver_security {
+    uint32_t struct_size;  /* sizeof(facelink_receiver_security); set by facelink_receiver_security_init */
+    const char *trust_dir; /* trusted sender keys (facelink_keys_trust); NULL = $FACELINK_HOME/trust */
+    int32_t insecure;      /* 1: accept unsigned streams and untrusted or revoked signers (a signed
+                              stream's seals are still checked); 0: refuse them */
+    double max_age;        /* > 0: refuse a stream whose seals were signed more than max_age seconds
+                              ago (a replayed recording; needs synchronised clocks); 0 = no check */
+} facelink_receiver_security;
+
+/* Defaults: struct_size set, the default trust directory, strict (insecure 0), no max_age. */
+FACELINK_API void facelink_receiver_security_init(facelink_receiver_security *security);
+
+/* A verifying receiver (see facelink_receiver_push).  `config` NULL = defaults;
+ * `security` NULL = defaults (strict, $FACELINK_HOME/trust).  The trust directory is
+ * read now: a missing or unsafe (group/other-writable) directory is FACELINK_E_INPUT
+ * (with insecure, a missing one means "trust nobody").  Revocations made later apply
+ * to receivers created later. */
+FACELINK_API facelink_status facelink_receiver_create_ex(const facelink_receiver_config *config,
+                                                         const facelink_receiver_security *security,
+                                                         facelink_receiver **receiver);
+
+/* The verification summary so far, as JSON text in `report`: signed, signer (fingerprint),
+ * signer_name, trusted, seals_accepted, seals_rejected, spans_verified, spans_incomplete,
+ * spans_mismatch, frames_verified, frames_unverified, packets_pending (awaiting a seal),
+ * ended, end_verified, intact (a complete, fully verified, trusted session), first_problem
+ * and refused (the refusal message or null).  FACELINK_E_STATE for a receiver that does
+ * not verify (made by facelink_receiver_create). */
+FACELINK_API facelink_status facelink_receiver_verification(facelink_receiver *receiver, facelink_buffer *report);
 
 /* ------------------------------------------------------------------ files */
 
@@ -354,6 +471,14 @@ FACELINK_API facelink_status facelink_decode_file(const char *input, const char 
 FACELINK_API facelink_status facelink_keys_generate(const char *name, const char *directory,
                                                     char fingerprint[FACELINK_FINGERPRINT_SIZE],
                                                     facelink_buffer *report);
+
+/* ABI 1.1.  `facelink keys trust PUB [--dir DIRECTORY]`: copy a sender's public key (a
+ * NAME.pub, or the public half of a NAME.key) into a trust directory (created with mode
+ * 0700 if missing; NULL = $FACELINK_HOME/trust).  `fingerprint`, if not NULL, receives its
+ * fingerprint; `report`, if not NULL, JSON {"fingerprint", "name", "path", "added"}
+ * ("added" false: it was already trusted).  A revoked key is FACELINK_E_INPUT. */
+FACELINK_API facelink_status facelink_keys_trust(const char *pub, const char *directory,
+                                                 char fingerprint[FACELINK_FINGERPRINT_SIZE], facelink_buffer *report);
 
 /* `facelink verify VIDEO [--trust DIR]`: is this video synthetic, and from whom?
  * `report` (required) receives the CLI's JSON object (synthetic, p_value,

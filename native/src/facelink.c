@@ -32,6 +32,8 @@
 #endif
 
 #define ERROR_MAX 4096
+/* the highest facelink_status this library knows (facelink.capi may not return more) */
+#define STATUS_MAX FACELINK_E_INCOMPLETE
 
 static _Thread_local char t_error[ERROR_MAX];
 
@@ -237,7 +239,7 @@ static PyObject *call(const char *fn, const char *pyname, PyObject *args, PyObje
     }
     PyObject *first = PyTuple_Check(result) && PyTuple_GET_SIZE(result) > 0 ? PyTuple_GET_ITEM(result, 0) : result;
     long st = PyLong_Check(first) ? PyLong_AsLong(first) : -1;
-    if (st < 0 || st > FACELINK_E_INTERNAL) {
+    if (st < 0 || st > STATUS_MAX) {
         PyErr_Clear();
         *status = fail(FACELINK_E_INTERNAL, "%s: internal error (facelink.capi.%s returned no status)", fn, pyname);
         Py_CLEAR(result);
@@ -376,6 +378,8 @@ const char *facelink_status_name(facelink_status status) {
     case FACELINK_E_NO_MEMORY: return "FACELINK_E_NO_MEMORY";
     case FACELINK_E_PYTHON: return "FACELINK_E_PYTHON";
     case FACELINK_E_INTERNAL: return "FACELINK_E_INTERNAL";
+    case FACELINK_E_UNTRUSTED: return "FACELINK_E_UNTRUSTED";
+    case FACELINK_E_INCOMPLETE: return "FACELINK_E_INCOMPLETE";
     }
     return "FACELINK_E_UNKNOWN";
 }
@@ -442,13 +446,32 @@ void facelink_sender_config_init(facelink_sender_config *config) {
     config->created_us = -1;
 }
 
-facelink_status facelink_sender_create(const facelink_sender_config *config, const facelink_image *reference,
-                                       facelink_sender **sender) {
-    static const char fn[] = "facelink_sender_create";
+void facelink_sender_security_init(facelink_sender_security *security) {
+    if (!security) return;
+    memset(security, 0, sizeof *security);
+    security->struct_size = (uint32_t)sizeof *security;
+}
+
+/* a struct_size too small for this ABI's fields: the caller skipped *_init */
+static facelink_status small_struct(const char *fn, const char *init, uint32_t got, size_t want) {
+    return fail(FACELINK_E_INVALID_ARGUMENT, "%s: security->struct_size is %u, expected at least %zu; initialise it with %s",
+                fn, (unsigned)got, want, init);
+}
+
+static facelink_status sender_create(const char *fn, const facelink_sender_config *config,
+                                     const facelink_image *reference, const facelink_sender_security *security,
+                                     facelink_sender **sender) {
     if (!sender) return fail(FACELINK_E_INVALID_ARGUMENT, "%s: sender (output) is NULL", fn);
     *sender = NULL;
     if (!config) return fail(FACELINK_E_INVALID_ARGUMENT, "%s: config is NULL", fn);
     if (!reference) return fail(FACELINK_E_INVALID_ARGUMENT, "%s: reference is NULL", fn);
+    facelink_sender_security unsigned_stream;
+    if (!security) {
+        facelink_sender_security_init(&unsigned_stream);
+        security = &unsigned_stream;
+    }
+    if (security->struct_size < sizeof *security)
+        return small_struct(fn, "facelink_sender_security_init", security->struct_size, sizeof *security);
     ENTER(fn);
     facelink_status st;
     PyGILState_STATE gil = PyGILState_Ensure();
@@ -456,10 +479,11 @@ facelink_status facelink_sender_create(const facelink_sender_config *config, con
     PyObject *args = image_args(reference, &view);
     sid = lend(config->session_id, FACELINK_SESSION_ID_SIZE);
     PyObject *kwargs = args && sid
-        ? Py_BuildValue("{s:i,s:i,s:i,s:i,s:y,s:d,s:i,s:y,s:O,s:L}", "width", (int)config->width, "height",
+        ? Py_BuildValue("{s:i,s:i,s:i,s:i,s:y,s:d,s:i,s:y,s:O,s:L,s:y,s:d}", "width", (int)config->width, "height",
                         (int)config->height, "fps_num", (int)config->fps_num, "fps_den", (int)config->fps_den,
                         "quality", config->quality, "kbps", config->kbps, "key_interval", (int)config->key_interval,
-                        "backend", config->backend, "session_id", sid, "created_us", (long long)config->created_us)
+                        "backend", config->backend, "session_id", sid, "created_us", (long long)config->created_us,
+                        "key", security->key, "seal_interval", security->seal_interval)
         : NULL;
     PyObject *res = call(fn, "sender_create", args, kwargs, &st);
     if (res && st == FACELINK_OK) {
@@ -471,6 +495,16 @@ facelink_status facelink_sender_create(const facelink_sender_config *config, con
     if (!clean) st = leaked_view(fn);
     PyGILState_Release(gil);
     return st;
+}
+
+facelink_status facelink_sender_create(const facelink_sender_config *config, const facelink_image *reference,
+                                       facelink_sender **sender) {
+    return sender_create("facelink_sender_create", config, reference, NULL, sender);
+}
+
+facelink_status facelink_sender_create_ex(const facelink_sender_config *config, const facelink_image *reference,
+                                          const facelink_sender_security *security, facelink_sender **sender) {
+    return sender_create("facelink_sender_create_ex", config, reference, security, sender);
 }
 
 /* shared by start/end: facelink.capi.<pyname>(handle) -> (status, packets) */
@@ -494,6 +528,10 @@ facelink_status facelink_sender_start(facelink_sender *sender, facelink_packets 
 
 facelink_status facelink_sender_end(facelink_sender *sender, facelink_packets *packets) {
     return sender_packets("facelink_sender_end", "sender_end", sender, packets);
+}
+
+facelink_status facelink_sender_seal(facelink_sender *sender, facelink_packets *packets) {
+    return sender_packets("facelink_sender_seal", "sender_seal", sender, packets);
 }
 
 facelink_status facelink_sender_push(facelink_sender *sender, const facelink_image *frame, int64_t index, double time_s,
@@ -571,8 +609,15 @@ void facelink_receiver_config_init(facelink_receiver_config *config) {
     config->format = FACELINK_PIXEL_RGB24;
 }
 
-facelink_status facelink_receiver_create(const facelink_receiver_config *config, facelink_receiver **receiver) {
-    static const char fn[] = "facelink_receiver_create";
+void facelink_receiver_security_init(facelink_receiver_security *security) {
+    if (!security) return;
+    memset(security, 0, sizeof *security);
+    security->struct_size = (uint32_t)sizeof *security;
+}
+
+/* `security` NULL: a receiver that does not verify (facelink_receiver_create) */
+static facelink_status receiver_create(const char *fn, const facelink_receiver_config *config,
+                                       const facelink_receiver_security *security, facelink_receiver **receiver) {
     if (!receiver) return fail(FACELINK_E_INVALID_ARGUMENT, "%s: receiver (output) is NULL", fn);
     *receiver = NULL;
     facelink_receiver_config defaults;
@@ -581,6 +626,8 @@ facelink_status facelink_receiver_create(const facelink_receiver_config *config,
         config = &defaults;
     }
     if (config->target && !config->target->data) return fail(FACELINK_E_INVALID_ARGUMENT, "%s: target data is NULL", fn);
+    if (security && security->struct_size < sizeof *security)
+        return small_struct(fn, "facelink_receiver_security_init", security->struct_size, sizeof *security);
     ENTER(fn);
     facelink_status st;
     PyGILState_STATE gil = PyGILState_Ensure();
@@ -598,6 +645,12 @@ facelink_status facelink_receiver_create(const facelink_receiver_config *config,
         kwargs = Py_BuildValue("{s:d,s:d,s:d,s:y}", "yaw", config->yaw, "pitch", config->pitch, "roll", config->roll,
                                "backend", config->backend);
     }
+    if (kwargs && security) {
+        PyObject *extra = Py_BuildValue("{s:O,s:y,s:i,s:d}", "verify", Py_True, "trust_dir", security->trust_dir,
+                                        "insecure", (int)security->insecure, "max_age", security->max_age);
+        if (!extra || PyDict_Update(kwargs, extra) < 0) Py_CLEAR(kwargs);
+        Py_XDECREF(extra);
+    }
     PyObject *args = kwargs ? Py_BuildValue("(i)", (int)config->format) : NULL;
     PyObject *res = call(fn, "receiver_create", args, kwargs, &st);
     if (res && st == FACELINK_OK) {
@@ -606,6 +659,34 @@ facelink_status facelink_receiver_create(const facelink_receiver_config *config,
     }
     Py_XDECREF(res);
     if (!unlend(view)) st = leaked_view(fn);
+    PyGILState_Release(gil);
+    return st;
+}
+
+facelink_status facelink_receiver_create(const facelink_receiver_config *config, facelink_receiver **receiver) {
+    return receiver_create("facelink_receiver_create", config, NULL, receiver);
+}
+
+facelink_status facelink_receiver_create_ex(const facelink_receiver_config *config,
+                                            const facelink_receiver_security *security, facelink_receiver **receiver) {
+    facelink_receiver_security defaults;
+    if (!security) {
+        facelink_receiver_security_init(&defaults);
+        security = &defaults;
+    }
+    return receiver_create("facelink_receiver_create_ex", config, security, receiver);
+}
+
+facelink_status facelink_receiver_verification(facelink_receiver *receiver, facelink_buffer *report) {
+    static const char fn[] = "facelink_receiver_verification";
+    if (!report) return fail(FACELINK_E_INVALID_ARGUMENT, "%s: report (output) is NULL", fn);
+    memset(report, 0, sizeof *report);
+    ENTER(fn);
+    facelink_status st;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *res = call(fn, "receiver_verification", Py_BuildValue("(N)", handle_obj(receiver)), NULL, &st);
+    if (res && st == FACELINK_OK) st = to_buffer(fn, item(res, 1), report);
+    Py_XDECREF(res);
     PyGILState_Release(gil);
     return st;
 }
@@ -720,15 +801,15 @@ facelink_status facelink_decode_file(const char *input, const char *output, cons
 
 /* ------------------------------------------------------------------ keys and verification */
 
-facelink_status facelink_keys_generate(const char *name, const char *directory,
-                                       char fingerprint[FACELINK_FINGERPRINT_SIZE], facelink_buffer *report) {
-    static const char fn[] = "facelink_keys_generate";
+/* shared by keys_generate/keys_trust: facelink.capi.<pyname>(a, b) -> (status, fingerprint, report) */
+static facelink_status keys_call(const char *fn, const char *pyname, const char *a, const char *b,
+                                 char fingerprint[FACELINK_FINGERPRINT_SIZE], facelink_buffer *report) {
     if (fingerprint) memset(fingerprint, 0, FACELINK_FINGERPRINT_SIZE);
     if (report) memset(report, 0, sizeof *report);
     ENTER(fn);
     facelink_status st;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *res = call(fn, "keys_generate", Py_BuildValue("(yy)", name, directory), NULL, &st);
+    PyObject *res = call(fn, pyname, Py_BuildValue("(yy)", a, b), NULL, &st);
     if (res && st == FACELINK_OK) {
         if (fingerprint) {
             const char *fp = PyUnicode_Check(item(res, 1)) ? PyUnicode_AsUTF8(item(res, 1)) : NULL;
@@ -744,6 +825,16 @@ facelink_status facelink_keys_generate(const char *name, const char *directory,
     Py_XDECREF(res);
     PyGILState_Release(gil);
     return st;
+}
+
+facelink_status facelink_keys_generate(const char *name, const char *directory,
+                                       char fingerprint[FACELINK_FINGERPRINT_SIZE], facelink_buffer *report) {
+    return keys_call("facelink_keys_generate", "keys_generate", name, directory, fingerprint, report);
+}
+
+facelink_status facelink_keys_trust(const char *pub, const char *directory, char fingerprint[FACELINK_FINGERPRINT_SIZE],
+                                    facelink_buffer *report) {
+    return keys_call("facelink_keys_trust", "keys_trust", pub, directory, fingerprint, report);
 }
 
 facelink_status facelink_verify_file(const char *video, const char *trust_dir, facelink_buffer *report) {

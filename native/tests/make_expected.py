@@ -11,7 +11,12 @@
 * ``decoded.rgb`` + ``decoded.txt``: what :class:`facelink.receiver.FrameRenderer` renders
   from those packets (RGB24 frames; one ``index held kind time`` line per frame);
 * ``portrait.rgb``: :func:`facelink.io.load_image` of the portrait (``portrait_path``);
-* ``clip.mp4``: the frames as a video, for the file-encoding tests.
+* ``clip.mp4``: the frames as a video, for the file-encoding tests;
+* signed streams (when ``facelink.security`` is there; ``signed 1`` in meta.txt):
+  ``keys/signer.key`` + ``.pub`` (a fresh identity), ``trust/`` (a trust directory that
+  trusts it) and ``signed.bin``: the same session signed with it, as
+  :func:`facelink.security.seal_packets` seals it with ``seal_interval`` (0.1 s: a seal
+  every 3 frames), in the format of ``packets.bin`` (``signed_packets`` in meta.txt).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ FRAMES = 8
 FPS = Fraction(30, 1)
 SESSION_ID = bytes(range(16))
 CREATED_US = 1_700_000_000_000_000
+SEAL_INTERVAL = 0.1
 KIND_CODES = {"key": 1, "predicted": 2, "no_face": 3, "lost": 4}
 
 
@@ -117,6 +123,7 @@ def _expected(out: Path) -> dict[str, object]:
         kinds.append(KIND_CODES[kf.kind.value])
     packets.append(enc.end())
     write_packets(out / "packets.bin", packets)
+    signed = _signed(out, reference, frames)
 
     renderer = FrameRenderer()
     decoded, lines = [], []
@@ -134,6 +141,7 @@ def _expected(out: Path) -> dict[str, object]:
         writer.write(image, i / float(FPS))
     writer.close()
     return {
+        **signed,
         "packets": len(packets),
         "start_packets": n_start,
         "kinds": ",".join(map(str, kinds)),
@@ -144,6 +152,44 @@ def _expected(out: Path) -> dict[str, object]:
         "portrait_height": portrait.shape[0],
         "portrait_path": str(portrait_path),
     }
+
+
+def _signed(out: Path, reference, frames: list[np.ndarray]) -> dict[str, object]:
+    """The session signed as facelink_sender_create_ex documents it: FrameEncoder with the
+    signer extension, then seal_packets() (the Python API's sealing of a recorded stream)."""
+    import shutil
+
+    try:
+        from facelink.security import (
+            generate_identity,
+            seal_packets,
+            signer_extension,
+            trust_key,
+            write_identity,
+        )
+    except ImportError:
+        return {"signed": 0}
+    from facelink.codec import QUALITY_PRESETS
+    from facelink.face import create_tracker
+    from facelink.io import Frame
+    from facelink.sender import FrameEncoder
+
+    for d in ("keys", "trust"):
+        shutil.rmtree(out / d, ignore_errors=True)
+    identity = generate_identity("signer")
+    write_identity(identity, out / "keys")
+    trust_key(out / "trust", identity.public)
+    enc = FrameEncoder(
+        reference, QUALITY_PRESETS["medium"], width=SIZE, height=SIZE, fps=FPS, tracker=create_tracker("auto"),
+        session_id=SESSION_ID, created_us=CREATED_US, extensions=(signer_extension(identity),),
+    )  # fmt: skip
+    packets = list(enc.start())
+    for i, image in enumerate(frames):
+        packets.append(enc.push(Frame(image, i / float(FPS), i))[0])
+    packets.append(enc.end())
+    sealed = list(seal_packets(packets, identity, interval=SEAL_INTERVAL))
+    write_packets(out / "signed.bin", sealed)
+    return {"signed": 1, "signed_packets": len(sealed), "seal_interval": SEAL_INTERVAL, "signer": identity.fingerprint}
 
 
 if __name__ == "__main__":

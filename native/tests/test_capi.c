@@ -1,6 +1,8 @@
 /*
  * C tests of libfacelink: every error path's status and message, handle lifecycle,
- * per-thread errors, and byte-exact equality with FaceLink's Python API.
+ * per-thread errors, byte-exact equality with FaceLink's Python API, and (ABI 1.1)
+ * signed streams: the signed sender against seal_packets(), and verifying receivers
+ * on trusted, untrusted, insecure, tampered, reordered, lossy and replayed streams.
  *
  *   test_capi TESTDATA_DIR [--frames N] [--light]
  *
@@ -65,6 +67,8 @@ typedef struct {
     long long created_us;
     int models, keys, verify;
     int packets, start_packets, decoded, out_width, out_height;
+    int signed_, signed_packets;
+    double seal_interval;
     int portrait_width, portrait_height;
     int kinds[64];
     char portrait_path[1024];
@@ -114,6 +118,9 @@ static void load_meta(const char *dir) {
         INT(portrait_width); INT(portrait_height);
 #undef INT
         else if (!strcmp(line, "created_us")) T.created_us = atoll(value);
+        else if (!strcmp(line, "signed")) T.signed_ = atoi(value);
+        else if (!strcmp(line, "signed_packets")) T.signed_packets = atoi(value);
+        else if (!strcmp(line, "seal_interval")) T.seal_interval = atof(value);
         else if (!strcmp(line, "portrait_path")) snprintf(T.portrait_path, sizeof T.portrait_path, "%s", value);
         else if (!strcmp(line, "reason")) snprintf(T.reason, sizeof T.reason, "%s", value);
         else if (!strcmp(line, "session_id")) {
@@ -137,13 +144,13 @@ typedef struct {
     uint8_t *blob;
 } packet_file;
 
-static packet_file load_packets(void) {
+static packet_file load_packets_from(const char *name, int count) {
     packet_file pf = {0};
     size_t n;
-    pf.blob = read_file("packets.bin", &n);
-    pf.data = calloc((size_t)T.packets, sizeof *pf.data);
-    pf.size = calloc((size_t)T.packets, sizeof *pf.size);
-    for (size_t at = 0; at + 4 <= n && pf.count < (size_t)T.packets; pf.count++) {
+    pf.blob = read_file(name, &n);
+    pf.data = calloc((size_t)count, sizeof *pf.data);
+    pf.size = calloc((size_t)count, sizeof *pf.size);
+    for (size_t at = 0; at + 4 <= n && pf.count < (size_t)count; pf.count++) {
         uint32_t len = (uint32_t)pf.blob[at] | (uint32_t)pf.blob[at + 1] << 8 | (uint32_t)pf.blob[at + 2] << 16 |
                        (uint32_t)pf.blob[at + 3] << 24;
         pf.data[pf.count] = pf.blob + at + 4;
@@ -152,6 +159,8 @@ static packet_file load_packets(void) {
     }
     return pf;
 }
+
+static packet_file load_packets(void) { return load_packets_from("packets.bin", T.packets); }
 
 static void free_packets(packet_file *pf) {
     free(pf->blob);
@@ -831,6 +840,408 @@ static void test_equality(const uint8_t *frames, const uint8_t *decoded, packet_
               rj[i].format, rj[i].mismatches, rj[i].frames, rj[i].note);
 }
 
+/* ------------------------------------------------------------------ ABI 1.1: signing and verification */
+
+#define PT_HEADER 1
+#define PT_CHUNK 2
+#define PT_KEY 3
+#define PT_PREDICTED 4
+#define PT_SEAL 6
+
+static int ptype(const packet_file *pf, size_t i) { return pf->size[i] >= 4 ? pf->data[i][3] : -1; }
+
+/* validation of the security structs and the new functions (no models needed) */
+static void test_security_arguments(const char *tmpdir) {
+    uint8_t px[16 * 16 * 3];
+    memset(px, 128, sizeof px);
+    facelink_image ref = rgb_image(px, 16, 16);
+    facelink_sender_config cfg;
+    facelink_sender_config_init(&cfg);
+    cfg.width = 64;
+    cfg.height = 48;
+    facelink_sender *s = (facelink_sender *)1;
+    facelink_sender_security sec;
+    facelink_sender_security_init(&sec);
+    CHECK(sec.struct_size == sizeof sec && sec.key == NULL && sec.seal_interval == 0, "sender security defaults");
+    facelink_sender_security zero = {0};
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, &zero, &s), FACELINK_E_INVALID_ARGUMENT,
+           "facelink_sender_create_ex: security->struct_size is 0, expected at least");
+    CHECK(s == NULL, "no sender after a failure");
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, &sec, NULL), FACELINK_E_INVALID_ARGUMENT, "sender (output) is NULL");
+    sec.key = "/nonexistent/signer.key";
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, &sec, &s), FACELINK_E_INPUT,
+           "/nonexistent/signer.key: no such identity key");
+    sec.seal_interval = -1;
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, &sec, &s), FACELINK_E_INVALID_ARGUMENT,
+           "seal_interval must be in (0, 60] seconds (0 = 0.5), got -1");
+    sec.seal_interval = 61;
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, &sec, &s), FACELINK_E_INVALID_ARGUMENT, "got 61");
+    sec.key = NULL;
+    sec.seal_interval = 0.2;
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, &sec, &s), FACELINK_E_INVALID_ARGUMENT,
+           "seal_interval is set but key is NULL");
+    facelink_packets pk;
+    EXPECT(facelink_sender_seal(NULL, &pk), FACELINK_E_BAD_HANDLE, "facelink_sender_seal: sender handle is NULL");
+    EXPECT(facelink_sender_seal(NULL, NULL), FACELINK_E_INVALID_ARGUMENT, "facelink_sender_seal: packets (output) is NULL");
+
+    facelink_receiver_security rs;
+    facelink_receiver_security_init(&rs);
+    CHECK(rs.struct_size == sizeof rs && rs.trust_dir == NULL && rs.insecure == 0 && rs.max_age == 0,
+          "receiver security defaults");
+    facelink_receiver *r = (facelink_receiver *)1;
+    facelink_receiver_security rzero = {0};
+    EXPECT(facelink_receiver_create_ex(NULL, &rzero, &r), FACELINK_E_INVALID_ARGUMENT,
+           "facelink_receiver_create_ex: security->struct_size is 0, expected at least");
+    CHECK(r == NULL, "no receiver after a failure");
+    rs.insecure = 7;
+    EXPECT(facelink_receiver_create_ex(NULL, &rs, &r), FACELINK_E_INVALID_ARGUMENT, "insecure must be 0 or 1, got 7");
+    rs.insecure = 0;
+    rs.max_age = -1;
+    EXPECT(facelink_receiver_create_ex(NULL, &rs, &r), FACELINK_E_INVALID_ARGUMENT, "max_age must be in 0..inf, got -1");
+    rs.max_age = 0;
+    rs.trust_dir = "/nonexistent/trust";
+    EXPECT(facelink_receiver_create_ex(NULL, &rs, &r), FACELINK_E_INPUT, "/nonexistent/trust: no such trust directory");
+    rs.insecure = 1; /* insecure and no trust directory: trust nobody, accept anyone (flagged) */
+    EXPECT(facelink_receiver_create_ex(NULL, &rs, &r), FACELINK_OK, NULL);
+    facelink_buffer report;
+    EXPECT(facelink_receiver_verification(r, &report), FACELINK_OK, NULL);
+    CHECK(report.data && strstr((char *)report.data, "\"signed\": false") && strstr((char *)report.data, "\"refused\": null"),
+          "fresh verification report %s", report.data ? (char *)report.data : "(null)");
+    facelink_buffer_free(&report);
+    EXPECT(facelink_receiver_verification(r, NULL), FACELINK_E_INVALID_ARGUMENT, "report (output) is NULL");
+    EXPECT(facelink_receiver_destroy(r), FACELINK_OK, NULL);
+    EXPECT(facelink_receiver_verification(r, &report), FACELINK_E_BAD_HANDLE, "was destroyed");
+    EXPECT(facelink_receiver_create(NULL, &r), FACELINK_OK, NULL);
+    EXPECT(facelink_receiver_verification(r, &report), FACELINK_E_STATE, "this receiver does not verify");
+    CHECK(report.data == NULL, "no report for a receiver that does not verify");
+    EXPECT(facelink_receiver_destroy(r), FACELINK_OK, NULL);
+
+    char fp[FACELINK_FINGERPRINT_SIZE];
+    EXPECT(facelink_keys_trust(NULL, tmpdir, fp, &report), FACELINK_E_INVALID_ARGUMENT, "facelink_keys_trust: pub is NULL");
+    EXPECT(facelink_keys_trust("/nonexistent/a.pub", tmpdir, fp, &report), FACELINK_E_INPUT, "/nonexistent/a.pub");
+    CHECK(fp[0] == '\0' && report.data == NULL, "keys_trust outputs zeroed on failure");
+    if (!T.keys) return;
+    /* a key whose file is readable by others is refused */
+    char dir[2048], key[2100], pub[2100], trust[2100], gen_fp[FACELINK_FINGERPRINT_SIZE];
+    snprintf(dir, sizeof dir, "%s/seckeys", tmpdir);
+    snprintf(key, sizeof key, "%s/open.key", dir);
+    snprintf(pub, sizeof pub, "%s/open.pub", dir);
+    snprintf(trust, sizeof trust, "%s/sectrust", tmpdir);
+    EXPECT(facelink_keys_generate("open", dir, gen_fp, NULL), FACELINK_OK, NULL);
+    chmod(key, 0644);
+    sec.key = key;
+    sec.seal_interval = 0;
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, &sec, &s), FACELINK_E_INPUT, "permissions 0644 are too open");
+    EXPECT(facelink_keys_trust(pub, trust, fp, &report), FACELINK_OK, NULL);
+    CHECK(!strcmp(fp, gen_fp) && report.data && strstr((char *)report.data, "\"added\": true"), "keys_trust report %s",
+          report.data ? (char *)report.data : "(null)");
+    facelink_buffer_free(&report);
+    EXPECT(facelink_keys_trust(pub, trust, NULL, &report), FACELINK_OK, NULL);
+    CHECK(report.data && strstr((char *)report.data, "\"added\": false"), "keys_trust twice: %s",
+          report.data ? (char *)report.data : "(null)");
+    /* remove what we made */
+    char trusted[2300];
+    const char *path = report.data ? strstr((char *)report.data, "\"path\": \"") : NULL;
+    if (path) {
+        snprintf(trusted, sizeof trusted, "%s", path + 9);
+        char *q = strchr(trusted, '"');
+        if (q) *q = '\0';
+        unlink(trusted);
+    }
+    facelink_buffer_free(&report);
+    unlink(key);
+    unlink(pub);
+    rmdir(dir);
+    rmdir(trust);
+}
+
+/* the signed session of make_expected.py (seal_packets() over the Python API's stream) */
+static void test_signed_sender(const uint8_t *frames, packet_file *pf) {
+    int w = T.width, h = T.height;
+    size_t frame_bytes = (size_t)w * h * 3;
+    char key[2048];
+    snprintf(key, sizeof key, "%s/keys/signer.key", T.dir);
+    facelink_sender_config cfg;
+    facelink_sender_config_init(&cfg);
+    cfg.width = w, cfg.height = h, cfg.fps_num = T.fps_num, cfg.fps_den = T.fps_den;
+    cfg.session_id = T.session_id;
+    cfg.created_us = T.created_us;
+    facelink_sender_security sec;
+    facelink_sender_security_init(&sec);
+    sec.key = key;
+    sec.seal_interval = T.seal_interval;
+    facelink_image ref = rgb_image(frames, w, h);
+    facelink_sender *s = NULL;
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, &sec, &s), FACELINK_OK, NULL);
+    facelink_packets pk;
+    size_t at = 0;
+    int mismatches = 0, seals = 0;
+    char note[256] = "";
+#define TAKE(what)                                                                                      \
+    for (size_t i_ = 0; i_ < pk.count; i_++, at++) {                                                    \
+        if (at >= pf->count || !same_packet(&pk, i_, pf, at))                                           \
+            mismatches++, snprintf(note, sizeof note, "%s: packet %zu (stream packet %zu) differs", what, i_, at); \
+        if (facelink_packet_size(&pk, i_) >= 4 && facelink_packet_data(&pk, i_)[3] == PT_SEAL) seals++; \
+    }                                                                                                   \
+    facelink_packets_free(&pk)
+    EXPECT(facelink_sender_start(s, &pk), FACELINK_OK, NULL);
+    /* header, seal, reference chunks, seal: the header and the reference are sealed at once */
+    CHECK(pk.count >= 4 && facelink_packet_data(&pk, 1)[3] == PT_SEAL && facelink_packet_data(&pk, pk.count - 1)[3] == PT_SEAL,
+          "signed start: %zu packets", pk.count);
+    TAKE("start");
+    int per_seal = (int)floor(T.seal_interval * T.fps_num / T.fps_den + 1e-9);
+    for (int i = 0; i < g_frames; i++) {
+        int32_t kind = 0;
+        facelink_image img = rgb_image(frames + i * frame_bytes, w, h);
+        EXPECT(facelink_sender_push(s, &img, i, (double)i * T.fps_den / T.fps_num, &pk, &kind), FACELINK_OK, NULL);
+        /* a seal after every per_seal-th frame */
+        CHECK(pk.count == ((i + 1) % per_seal == 0 ? 2u : 1u) && kind == T.kinds[i], "push %d: %zu packets, kind %d", i,
+              pk.count, kind);
+        TAKE("push");
+    }
+    if (g_frames == T.frames) {
+        EXPECT(facelink_sender_end(s, &pk), FACELINK_OK, NULL);
+        TAKE("end");
+        CHECK(at == pf->count, "signed stream: %zu packets, the Python API's has %zu", at, pf->count);
+    }
+#undef TAKE
+    CHECK(mismatches == 0, "signed sender: %d packets differ from seal_packets(); %s", mismatches, note);
+    CHECK(seals >= 2, "signed sender: %d seals", seals);
+    EXPECT(facelink_sender_destroy(s), FACELINK_OK, NULL);
+}
+
+/* facelink_sender_seal and the call order of a signed sender */
+static void test_signed_sender_states(const uint8_t *frames) {
+    char key[2048];
+    snprintf(key, sizeof key, "%s/keys/signer.key", T.dir);
+    facelink_sender_config cfg;
+    facelink_sender_config_init(&cfg);
+    cfg.width = T.width, cfg.height = T.height;
+    facelink_sender_security sec;
+    facelink_sender_security_init(&sec);
+    sec.key = key;
+    facelink_image ref = rgb_image(frames, T.width, T.height);
+    facelink_sender *s = NULL, *plain = NULL;
+    facelink_packets pk;
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, NULL, &plain), FACELINK_OK, NULL); /* NULL security: unsigned */
+    EXPECT(facelink_sender_start(plain, &pk), FACELINK_OK, NULL);
+    CHECK(pk.count == (size_t)T.start_packets, "unsigned create_ex start: %zu packets", pk.count);
+    facelink_packets_free(&pk);
+    EXPECT(facelink_sender_seal(plain, &pk), FACELINK_E_STATE, "this sender does not sign");
+    EXPECT(facelink_sender_destroy(plain), FACELINK_OK, NULL);
+
+    EXPECT(facelink_sender_create_ex(&cfg, &ref, &sec, &s), FACELINK_OK, NULL);
+    EXPECT(facelink_sender_seal(s, &pk), FACELINK_E_STATE, "call facelink_sender_start first");
+    EXPECT(facelink_sender_start(s, &pk), FACELINK_OK, NULL);
+    facelink_packets_free(&pk);
+    EXPECT(facelink_sender_seal(s, &pk), FACELINK_OK, NULL);
+    CHECK(pk.count == 0, "nothing awaits a seal right after start: %zu packets", pk.count);
+    facelink_packets_free(&pk);
+    EXPECT(facelink_sender_push(s, &ref, 0, 0.0, &pk, NULL), FACELINK_OK, NULL);
+    CHECK(pk.count == 1, "one frame, no seal yet (a seal every 15 frames at 30 fps)");
+    facelink_packets_free(&pk);
+    EXPECT(facelink_sender_seal(s, &pk), FACELINK_OK, NULL);
+    CHECK(pk.count == 1 && facelink_packet_data(&pk, 0)[3] == PT_SEAL, "explicit seal: %zu packets", pk.count);
+    facelink_packets_free(&pk);
+    EXPECT(facelink_sender_end(s, &pk), FACELINK_OK, NULL);
+    CHECK(pk.count == 2 && facelink_packet_data(&pk, 1)[3] == PT_SEAL, "end: End + seal, %zu packets", pk.count);
+    facelink_packets_free(&pk);
+    EXPECT(facelink_sender_seal(s, &pk), FACELINK_E_STATE, "the session has ended");
+    EXPECT(facelink_sender_destroy(s), FACELINK_OK, NULL);
+}
+
+typedef struct {
+    int pushed, frames, ok, verification, incomplete, untrusted, invalid, other;
+    int first_bad;       /* index of the first non-OK push, -1 if none */
+    int first_verif;     /* index of the first FACELINK_E_VERIFICATION push, -1 if none */
+    char verif_msg[512]; /* its message */
+    char msg[512];       /* message of the first non-OK push */
+    char report[2048];   /* facelink_receiver_verification afterwards */
+} rx_result;
+
+/* feed `n` packets (of `pf`, in the order of `order` if not NULL) to a new receiver;
+ * `flip` >= 0: flip the last byte of that packet (by position in the order) */
+static rx_result run_receiver(const facelink_receiver_security *sec, const packet_file *pf, size_t n,
+                              const size_t *order, int flip, const uint8_t *decoded) {
+    rx_result res;
+    memset(&res, 0, sizeof res);
+    res.first_bad = res.first_verif = -1;
+    facelink_receiver *r = NULL;
+    if (facelink_receiver_create_ex(NULL, sec, &r) != FACELINK_OK) {
+        snprintf(res.msg, sizeof res.msg, "create: %s", facelink_last_error());
+        res.other++;
+        return res;
+    }
+    size_t out_bytes = (size_t)T.out_width * T.out_height * 3;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order ? order[k] : k;
+        uint8_t *copy = malloc(pf->size[i]);
+        memcpy(copy, pf->data[i], pf->size[i]);
+        if ((int)k == flip) copy[pf->size[i] - 1] ^= 0x01;
+        facelink_frame f;
+        int32_t has = 0;
+        facelink_status st = facelink_receiver_push(r, copy, pf->size[i], &f, &has);
+        free(copy);
+        res.pushed++;
+        if (has) {
+            if (decoded && memcmp(f.image.data, decoded + (size_t)res.frames * out_bytes, out_bytes)) res.other++;
+            res.frames++;
+        }
+        if (st == FACELINK_OK) {
+            res.ok++;
+            continue;
+        }
+        if (res.first_bad < 0) {
+            res.first_bad = (int)k;
+            snprintf(res.msg, sizeof res.msg, "%s", facelink_last_error());
+        }
+        if (st == FACELINK_E_VERIFICATION) {
+            if (res.first_verif < 0) {
+                res.first_verif = (int)k;
+                snprintf(res.verif_msg, sizeof res.verif_msg, "%s", facelink_last_error());
+            }
+            res.verification++;
+        } else if (st == FACELINK_E_INCOMPLETE) {
+            res.incomplete++;
+        } else if (st == FACELINK_E_UNTRUSTED) {
+            res.untrusted++;
+        } else if (st == FACELINK_E_INVALID_PACKET) {
+            res.invalid++;
+        } else {
+            res.other++;
+        }
+    }
+    facelink_buffer report;
+    if (facelink_receiver_verification(r, &report) == FACELINK_OK) {
+        snprintf(res.report, sizeof res.report, "%s", (char *)report.data);
+        facelink_buffer_free(&report);
+    }
+    facelink_receiver_destroy(r);
+    return res;
+}
+
+/* packets of the signed stream up to the g_frames-th frame and the seal right after it (all at full length) */
+static size_t signed_used(const packet_file *pf) {
+    if (g_frames == T.frames) return pf->count;
+    int frames = 0;
+    size_t i = 0;
+    for (; i < pf->count && frames < g_frames; i++)
+        if (ptype(pf, i) == PT_KEY || ptype(pf, i) == PT_PREDICTED) frames++;
+    return i < pf->count && ptype(pf, i) == PT_SEAL ? i + 1 : i;
+}
+
+/* first packet of type `type` at or after `from` */
+static size_t find_type(const packet_file *pf, size_t from, int type) {
+    while (from < pf->count && ptype(pf, from) != type) from++;
+    return from;
+}
+
+static void test_verifying_receiver(packet_file *spf, packet_file *upf, const uint8_t *decoded, const char *tmpdir) {
+    char trust[2048], empty[2100];
+    snprintf(trust, sizeof trust, "%s/trust", T.dir);
+    snprintf(empty, sizeof empty, "%s/empty-trust", tmpdir);
+    mkdir(empty, 0700);
+    facelink_receiver_security sec;
+    facelink_receiver_security_init(&sec);
+    sec.trust_dir = trust;
+    size_t n = signed_used(spf);
+    rx_result r;
+
+    /* trusted signer: every push OK, every frame verified */
+    r = run_receiver(&sec, spf, n, NULL, -1, NULL);
+    CHECK(r.ok == (int)n && r.frames == g_frames, "trusted: %d of %zu pushes OK, %d frames; %s", r.ok, n, r.frames, r.msg);
+    CHECK(strstr(r.report, "\"signed\": true") && strstr(r.report, "\"trusted\": true") &&
+              strstr(r.report, "\"spans_mismatch\": 0") && strstr(r.report, "\"seals_rejected\": 0"),
+          "trusted report: %s", r.report);
+    if (n == spf->count)
+        CHECK(strstr(r.report, "\"intact\": true") && strstr(r.report, "\"packets_pending\": 0"),
+              "trusted, complete: %s", r.report);
+
+    /* untrusted signer: refused at the header, and at every later push; nothing rendered */
+    sec.trust_dir = empty;
+    r = run_receiver(&sec, spf, n, NULL, -1, NULL);
+    CHECK(r.first_bad == 0 && r.untrusted == (int)n && r.frames == 0, "untrusted: first bad %d, %d refusals, %d frames",
+          r.first_bad, r.untrusted, r.frames);
+    CHECK(strstr(r.msg, "facelink_receiver_push: session refused: sender key") && strstr(r.msg, "is not trusted"),
+          "untrusted message: %s", r.msg);
+    CHECK(strstr(r.report, "\"refused\": \"sender key") != NULL, "untrusted report: %s", r.report);
+
+    /* insecure: an untrusted signer is accepted (flagged), its seals still checked */
+    sec.insecure = 1;
+    r = run_receiver(&sec, spf, n, NULL, -1, NULL);
+    CHECK(r.ok == (int)n && r.frames == g_frames, "insecure, untrusted: %d of %zu OK; %s", r.ok, n, r.msg);
+    CHECK(strstr(r.report, "\"trusted\": false") && strstr(r.report, "\"spans_mismatch\": 0"), "insecure report: %s", r.report);
+
+    /* unsigned stream: refused when strict; with insecure, frames equal the plain receiver's */
+    r = run_receiver(&sec, upf, packets_used(upf), NULL, -1, decoded);
+    CHECK(r.ok == (int)packets_used(upf) && r.frames == g_frames && r.other == 0,
+          "insecure, unsigned: %d OK, %d frames, %d differ; %s", r.ok, r.frames, r.other, r.msg);
+    sec.insecure = 0;
+    sec.trust_dir = trust;
+    r = run_receiver(&sec, upf, 3, NULL, -1, NULL);
+    CHECK(r.first_bad == 0 && r.untrusted == 3, "strict, unsigned: first bad %d, %d refusals", r.first_bad, r.untrusted);
+    CHECK(strstr(r.msg, "stream is not signed") != NULL, "unsigned message: %s", r.msg);
+
+    /* a flipped byte in the reference: the chunk is damaged, and the seal after it says so */
+    size_t chunk = find_type(spf, 0, PT_CHUNK), seal = find_type(spf, chunk, PT_SEAL);
+    r = run_receiver(&sec, spf, seal + 1, NULL, (int)chunk, NULL);
+    CHECK(r.first_verif == (int)seal && r.verification == 1, "tampered chunk: verification failure at %d, want %zu; %s",
+          r.first_verif, seal, r.msg);
+    CHECK(strstr(r.verif_msg, "failed verification (mismatch") && strstr(r.verif_msg, "not authentic"),
+          "tampered chunk message: %s", r.verif_msg);
+    CHECK(strstr(r.report, "\"spans_mismatch\": 1") != NULL, "tampered chunk report: %s", r.report);
+
+    /* a replayed seal: ignored, reported */
+    size_t order[256];
+    size_t first_seal = find_type(spf, 0, PT_SEAL);
+    for (size_t i = 0; i <= first_seal; i++) order[i] = i;
+    order[first_seal + 1] = first_seal;
+    r = run_receiver(&sec, spf, first_seal + 2, order, -1, NULL);
+    CHECK(r.first_bad == (int)first_seal + 1 && r.verification == 1, "replayed seal: first bad %d; %s", r.first_bad, r.msg);
+    CHECK(strstr(r.verif_msg, "replayed seal (counter 0, already at 0)") != NULL, "replay message: %s", r.verif_msg);
+
+    /* max_age: these seals were signed in 2023 */
+    sec.max_age = 60;
+    r = run_receiver(&sec, spf, first_seal + 2, NULL, -1, NULL);
+    CHECK(r.first_bad == (int)first_seal && r.untrusted == 2, "max_age: first bad %d, %d refusals", r.first_bad, r.untrusted);
+    CHECK(strstr(r.msg, "longer ago than the allowed 60 s") != NULL, "max_age message: %s", r.msg);
+    sec.max_age = 0;
+
+    if (g_light || n != spf->count) return;
+    size_t key = find_type(spf, 0, PT_KEY), key_seal = find_type(spf, key, PT_SEAL);
+    int seals_after = 0;
+    for (size_t i = key_seal + 1; i < spf->count; i++) seals_after += ptype(spf, i) == PT_SEAL;
+
+    /* a flipped byte in a frame: that span fails, the next spans verify again */
+    r = run_receiver(&sec, spf, spf->count, NULL, (int)key, NULL);
+    CHECK(r.first_verif == (int)key_seal && r.verification == 1 && r.ok + r.invalid + r.verification == (int)spf->count,
+          "tampered frame: verification failure at %d (want %zu), %d failures, %d OK; %s", r.first_verif, key_seal,
+          r.verification, r.ok, r.msg);
+    CHECK(strstr(r.verif_msg, "(frame") && strstr(r.verif_msg, "failed verification (mismatch"),
+          "tampered frame message names the frames: %s", r.verif_msg);
+    char want[64];
+    snprintf(want, sizeof want, "\"spans_verified\": %d", 2 + seals_after); /* header, reference, later spans */
+    CHECK(strstr(r.report, want) != NULL, "spans after the tampered one verify: %s", r.report);
+
+    /* two frames swapped within a span */
+    for (size_t i = 0; i < spf->count; i++) order[i] = i;
+    order[key + 1] = key + 2, order[key + 2] = key + 1;
+    r = run_receiver(&sec, spf, spf->count, order, -1, NULL);
+    CHECK(r.first_verif == (int)key_seal && r.verification == 1, "reordered: verification failure at %d; %s",
+          r.first_verif, r.msg);
+    CHECK(strstr(r.verif_msg, "out of order") != NULL, "reordered message: %s", r.verif_msg);
+
+    /* a lost frame: its span cannot be verified (incomplete), not a mismatch */
+    size_t k = 0;
+    for (size_t i = 0; i < spf->count; i++)
+        if (i != key + 1) order[k++] = i;
+    r = run_receiver(&sec, spf, k, order, -1, NULL);
+    CHECK(r.incomplete == 1 && r.verification == 0 && r.first_bad == (int)key_seal - 1, "lost frame: %d incomplete at %d; %s",
+          r.incomplete, r.first_bad, r.msg);
+    CHECK(strstr(r.msg, "cannot be verified (incomplete: 1 frame packet(s) missing)") != NULL, "lost frame message: %s", r.msg);
+    rmdir(empty);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static double now_s(void) {
@@ -879,6 +1290,7 @@ int main(int argc, char **argv) {
     RUN(test_receiver_and_handles());
     RUN(test_file_arguments(tmpdir));
     RUN(test_keys(tmpdir));
+    RUN(test_security_arguments(tmpdir));
     RUN(test_thread_errors());
 
     if (!T.models) {
@@ -896,6 +1308,16 @@ int main(int argc, char **argv) {
         RUN(test_equality(frames, decoded, &pf));
         RUN(test_destroy_in_flight(&pf));
         RUN(test_files(tmpdir));
+        if (T.signed_) {
+            packet_file spf = load_packets_from("signed.bin", T.signed_packets);
+            CHECK(spf.count == (size_t)T.signed_packets && spf.count < 256, "signed.bin holds %zu packets", spf.count);
+            RUN(test_signed_sender(frames, &spf));
+            if (!g_light) RUN(test_signed_sender_states(frames));
+            RUN(test_verifying_receiver(&spf, &pf, decoded, tmpdir));
+            free_packets(&spf);
+        } else {
+            printf("SKIPPED signed streams: make_expected.py found no facelink.security\n");
+        }
         free_packets(&pf);
         free(frames);
         free(decoded);

@@ -74,14 +74,17 @@ __all__ = [
     "features",
     "image_load",
     "keys_generate",
+    "keys_trust",
     "last_error",
     "receiver_create",
     "receiver_destroy",
     "receiver_push",
+    "receiver_verification",
     "sender_create",
     "sender_destroy",
     "sender_end",
     "sender_push",
+    "sender_seal",
     "sender_start",
     "sender_stats",
     "status_name",
@@ -90,9 +93,10 @@ __all__ = [
 ]
 
 #: must equal FACELINK_ABI_VERSION_MAJOR/MINOR in native/include/facelink.h; the library
-#: refuses to start (FACELINK_E_PYTHON) when the majors differ or this minor is older
+#: refuses to start (FACELINK_E_PYTHON) when the majors differ or this minor is older.
+#: 1.1 added signed senders, verifying receivers, E_UNTRUSTED and E_INCOMPLETE.
 ABI_VERSION_MAJOR = 1
-ABI_VERSION_MINOR = 0
+ABI_VERSION_MINOR = 1
 ABI_VERSION = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR
 
 #: session ids are exactly this many bytes
@@ -120,7 +124,9 @@ class Status(enum.IntEnum):
     E_INPUT = 6
     #: an operating-system error reading or writing a file
     E_IO = 7
-    #: a signature, seal or watermark check failed
+    #: a signature, seal or watermark check failed; from a verifying receiver: a seal does not
+    #: verify over the packets it covers although none was seen missing (altered, injected,
+    #: reordered, spliced or forged), a replayed seal, or a foreign/altered session header
     E_VERIFICATION = 8
     #: the inference backend cannot run here
     E_BACKEND = 9
@@ -136,6 +142,14 @@ class Status(enum.IntEnum):
     E_PYTHON = 14
     #: a bug: an unexpected exception inside FaceLink (set FACELINK_DEBUG=1 for a traceback)
     E_INTERNAL = 15
+    #: (ABI 1.1) a verifying receiver refused the session: unsigned stream, signer not in the
+    #: trust directory or revoked, malformed signer key, or seals older than max_age; final
+    #: for that receiver (every later push returns it too)
+    E_UNTRUSTED = 16
+    #: (ABI 1.1) a seal closed a span from which packets were lost (or that the receiver
+    #: joined mid-way): its frames cannot be verified; not evidence of tampering, the receiver
+    #: stays usable
+    E_INCOMPLETE = 17
 
 
 class PixelFormat(enum.IntEnum):
@@ -530,10 +544,59 @@ class SenderStats:
     reference_bytes: int
 
 
+class _Sealer:
+    """:func:`facelink.security.seal_packets`, one call at a time: the same packets, byte for byte.
+
+    The header and ``End`` get spans of their own, the reference chunks one span (sealed
+    at start), and frames are sealed every ``floor(interval * fps)`` frames; seal times are
+    stream times (a frame's nominal time plus its ``pts_offset``), counted from the header.
+    """
+
+    def __init__(self, identity: Any, header: bytes, interval: float) -> None:
+        from .bitstream import SessionHeader
+        from .security import SealWriter
+
+        hdr = SessionHeader.parse(header)
+        self.writer = SealWriter(identity, header, interval=interval, start=0.0)
+        self.period = Fraction(hdr.fps_den, hdr.fps_num)
+        self.t = 0.0
+        self.n = -1
+        self.last_seq: int | None = None
+
+    def start(self, packets: list[bytes]) -> list[bytes]:
+        header, *chunks = packets
+        w = self.writer
+        out = w.push_isolated([header], 0.0)
+        for chunk in chunks:
+            out += w.push(chunk, self.t)
+        if w.pending:
+            out.append(w.seal(self.t))
+        return out
+
+    def frame(self, packet: bytes) -> list[bytes]:
+        from .bitstream import parse_packet
+
+        pkt = parse_packet(packet)
+        seq = pkt.seq  # type: ignore[union-attr]
+        self.n = 0 if self.last_seq is None else self.n + ((seq - self.last_seq) & 0xFFFF)
+        self.last_seq = seq
+        self.t = max(self.t, float(self.n * self.period) + pkt.pts_offset / 90000)  # type: ignore[union-attr]
+        return self.writer.push(packet, self.t)
+
+    def end(self, packet: bytes) -> list[bytes]:
+        out = self.writer.push_isolated([packet], self.t)
+        if self.writer.pending:
+            out.append(self.writer.seal(self.t))
+        return out
+
+    def seal(self) -> list[bytes]:
+        return [self.writer.seal()] if self.writer.pending else []
+
+
 class _Sender(_Object):
     kind = _SENDER
 
-    def __init__(self, encoder: Any, width: int, height: int) -> None:
+    def __init__(self, encoder: Any, width: int, height: int, identity: Any = None, seal_interval: float = 0.5) -> None:
         super().__init__()
         self.encoder = encoder
         self.width = width
@@ -541,9 +604,34 @@ class _Sender(_Object):
         self.started = False
         self.ended = False
         self.last_index = -1
+        self.identity = identity
+        self.seal_interval = seal_interval
+        self.sealer: _Sealer | None = None
 
     def close(self) -> None:
         self.encoder = None
+        self.sealer = None
+        self.identity = None
+
+
+def _load_identity(key: object) -> Any:
+    """The identity named by ``key`` (a ``.key`` path, or a name in the default key directory)."""
+    spec = _path("key", key)
+    sec = _security_module()
+    if sec is None:
+        raise _Fail(Status.E_UNSUPPORTED, "signing is not available in this facelink build (no facelink.security); update the facelink package")
+    return sec.load_identity(sec.resolve_key_path(spec))
+
+
+def _seal_interval(value: object) -> float:
+    from .security import DEFAULT_SEAL_INTERVAL
+
+    v = _float("seal_interval", value)
+    if v == 0:
+        return DEFAULT_SEAL_INTERVAL
+    if not 0 < v <= 60:
+        raise _invalid(f"seal_interval must be in (0, 60] seconds (0 = {DEFAULT_SEAL_INTERVAL:g}), got {v:g}")
+    return v
 
 
 @_api("facelink_sender_create", 0)
@@ -564,6 +652,8 @@ def sender_create(
     backend: object = None,
     session_id: object = None,
     created_us: object = -1,
+    key: object = None,
+    seal_interval: object = 0.0,
 ) -> tuple[Status, int]:
     """A sender for frames of ``width`` x ``height``; returns ``(status, handle)`` (handle 0 on failure).
 
@@ -572,6 +662,13 @@ def sender_create(
     ``kbps`` > 0 picks the finest operating point that fits instead; ``key_interval`` 0 =
     the preset's.  ``session_id`` (16 bytes) and ``created_us`` (>= 0) fix the session
     header for reproducible streams; None / -1 = random / now.
+
+    ``key`` (ABI 1.1) signs the stream: a ``.key`` file of ``facelink keys generate`` (or a
+    key name in the default key directory).  The header then names the signer (extension
+    tag 2) and seal packets follow every ``seal_interval`` seconds of stream (0 = 0.5 s),
+    and the header, the reference and ``End`` each get a span of their own: exactly the
+    packets :func:`facelink.security.seal_packets` makes of the unsigned stream.  Without a
+    key the stream is unsigned (as in ABI 1.0); verifying receivers refuse it unless insecure.
     """
     from .face import create_models, create_tracker
     from .sender import FrameEncoder, make_reference
@@ -592,12 +689,21 @@ def sender_create(
         if len(sid) != SESSION_ID_SIZE:
             raise _invalid(f"session_id must be {SESSION_ID_SIZE} bytes, got {len(sid)}")
     created = _int("created_us", created_us, -1, (1 << 63) - 1)
+    interval = _seal_interval(seal_interval)
+    if key is None and _float("seal_interval", seal_interval) != 0:
+        raise _invalid("seal_interval is set but key is NULL: an unsigned stream has no seals; give a key")
+    identity = _load_identity(key) if key is not None else None  # before the models: fail fast
+    extensions: tuple[tuple[int, bytes], ...] = ()
+    if identity is not None:
+        from .security import signer_extension
+
+        extensions = (signer_extension(identity),)
     reference_obj = make_reference(ref, create_models(be))
     encoder = FrameEncoder(
         reference_obj, params, width=w, height=h, fps=fps, tracker=create_tracker(be), session_id=sid,
-        created_us=created if created >= 0 else None,
+        created_us=created if created >= 0 else None, extensions=extensions,
     )  # fmt: skip
-    return Status.OK, _register(_Sender(encoder, w, h))
+    return Status.OK, _register(_Sender(encoder, w, h, identity, interval))
 
 
 @_api("facelink_sender_start", None)
@@ -607,6 +713,9 @@ def sender_start(handle: object) -> tuple[Status, list[bytes]]:
         if s.started:
             raise _Fail(Status.E_STATE, "the session was already started")
         packets = [bytes(p) for p in s.encoder.start()]
+        if s.identity is not None:
+            s.sealer = _Sealer(s.identity, packets[0], s.seal_interval)
+            packets = s.sealer.start(packets)
         s.started = True
         return Status.OK, packets
 
@@ -635,7 +744,8 @@ def sender_push(
         t = _float("time", time)
         packet, kf = s.encoder.push(Frame(image, t, i))
         s.last_index = i
-        return Status.OK, [bytes(packet)], int(_KIND_BY_NAME[kf.kind.value])
+        packets = s.sealer.frame(bytes(packet)) if s.sealer is not None else [bytes(packet)]
+        return Status.OK, packets, int(_KIND_BY_NAME[kf.kind.value])
 
 
 @_api("facelink_sender_end", None)
@@ -646,9 +756,26 @@ def sender_end(handle: object) -> tuple[Status, list[bytes]]:
             raise _Fail(Status.E_STATE, "the session was never started")
         if s.ended:
             raise _Fail(Status.E_STATE, "the session has already ended")
-        packet = s.encoder.end()
+        packet = bytes(s.encoder.end())
         s.ended = True
-        return Status.OK, [bytes(packet)]
+        return Status.OK, s.sealer.end(packet) if s.sealer is not None else [packet]
+
+
+@_api("facelink_sender_seal", None)
+def sender_seal(handle: object) -> tuple[Status, list[bytes]]:
+    """(ABI 1.1) Close the current span now: ``[seal]``, or ``[]`` if no packet awaits a seal.
+
+    For a source that stalls or runs below its nominal frame rate: seals otherwise come
+    every ``floor(seal_interval * fps)`` frames.  Only for signed senders.
+    """
+    with _using(handle, _SENDER) as s:
+        if s.identity is None:
+            raise _Fail(Status.E_STATE, "this sender does not sign (created without a key): it sends no seals")
+        if not s.started:
+            raise _Fail(Status.E_STATE, "call facelink_sender_start first and send its packets")
+        if s.ended:
+            raise _Fail(Status.E_STATE, "the session has ended (its last seal was sent)")
+        return Status.OK, s.sealer.seal()  # type: ignore[union-attr]
 
 
 @_api("facelink_sender_stats_get", None)
@@ -683,19 +810,91 @@ class ReceivedFrame:
     data: bytes
 
 
+#: frames remembered per receiver to name the frames of a span in a verification message
+_MAX_TRACKED_FRAMES = 8192
+
+
 class _Receiver(_Object):
     kind = _RECEIVER
 
-    def __init__(self, renderer: Any, fmt: PixelFormat) -> None:
+    def __init__(self, renderer: Any, fmt: PixelFormat, verifier: Any = None, max_age: float | None = None) -> None:
         super().__init__()
         self.renderer = renderer
         self.format = fmt
         #: the last frame's pixels: kept alive until the next push or destroy (the C ABI lends them)
         self.last: bytes | None = None
+        #: a StreamVerifier (ABI 1.1 verifying receivers), else None: seals are passed over
+        self.verifier = verifier
+        self.max_age = max_age
+        #: (arrival index, frame index) of the frames returned whose span is not closed yet
+        self.unsealed: list[tuple[int, int]] = []
+        #: why the session was refused (then every push fails with E_UNTRUSTED)
+        self.refused: str | None = None
 
     def close(self) -> None:
         self.renderer = None
         self.last = None
+        self.verifier = None
+        self.unsealed = []
+
+    def frames_in(self, spans: Any) -> str:
+        """" (frames A-B)" for the frames returned in ``spans`` (arrival ranges); forgets them."""
+        got = [f for a, f in self.unsealed if any(s.first <= a <= s.last for s in spans)]
+        end = max(s.last for s in spans)
+        self.unsealed = [(a, f) for a, f in self.unsealed if a > end]
+        if not got:
+            return ""
+        return f" (frame {got[0]})" if len(got) == 1 else f" (frames {min(got)}-{max(got)}, {len(got)} returned)"
+
+
+def _verify(r: _Receiver, packet: bytes) -> tuple[int, Status, str]:
+    """Feed ``packet`` to the receiver's verifier: (arrival index, status, message) for a seal
+    verdict; raises E_UNTRUSTED on a refused session and E_VERIFICATION for a dropped header."""
+    import time as _time
+
+    from .security import SealStatus, SpanStatus
+
+    v = r.verifier
+    try:
+        verdict = v.feed(packet, now=_time.time() if r.max_age is not None else None)
+    except VerificationError as e:
+        r.refused = str(e)
+        raise _Fail(Status.E_UNTRUSTED, f"session refused: {e}") from None
+    i = verdict.index
+    if verdict.seal is None:
+        if verdict.note:  # a second, different session header: never handed to the decoder
+            raise _Fail(
+                Status.E_VERIFICATION,
+                f"packet {i}: {verdict.note}, dropped (a receiver shows one session; create a new receiver for another)",
+            )
+        return i, Status.OK, ""
+    spans = verdict.spans
+    if verdict.note:  # a seal in an unsigned stream (insecure): its signer extension was stripped?
+        return i, Status.E_VERIFICATION, f"packet {i}: {verdict.note} (was the header's signer extension stripped?)"
+    if verdict.seal is SealStatus.REPLAYED:
+        from .bitstream import parse_packet
+
+        counter = parse_packet(packet).counter  # type: ignore[union-attr]
+        return i, Status.E_VERIFICATION, (
+            f"packet {i}: replayed seal (counter {counter}, already at {v.highest_counter}): ignored, "
+            "its span stays open; a replay or reordering on the link"
+        )
+    bad = [sp for sp in spans if sp.status is SpanStatus.MISMATCH]
+    if bad or verdict.seal is SealStatus.BAD_SIGNATURE:
+        sp = bad[0] if bad else spans[0]
+        return i, Status.E_VERIFICATION, (
+            f"packets {sp.first}-{sp.last}{r.frames_in(spans)} failed verification ({sp.status.value}: {sp.reason}); "
+            "treat those frames as not authentic"
+        )
+    lost = [sp for sp in spans if sp.status is not SpanStatus.VERIFIED]
+    if lost:
+        sp = lost[0]
+        return i, Status.E_INCOMPLETE, (
+            f"packets {sp.first}-{sp.last}{r.frames_in(spans)} cannot be verified ({sp.status.value}: {sp.reason})"
+        )
+    if spans:
+        r.frames_in(spans)
+    return i, Status.OK, ""
 
 
 @_api("facelink_receiver_create", 0)
@@ -711,12 +910,23 @@ def receiver_create(
     target_height: object = 0,
     target_stride: object = 0,
     target_format: object = PixelFormat.RGB24,
+    verify: object = False,
+    trust_dir: object = None,
+    insecure: object = False,
+    max_age: object = 0.0,
 ) -> tuple[Status, int]:
     """A receiver producing frames in pixel format ``fmt``; returns ``(status, handle)``.
 
     ``yaw``/``pitch``/``roll`` re-pose the head (degrees, within ±30/±20/±20).  ``target``
     (an image buffer, or None for the stream's own reference) is another face to drive
     (motion transfer); it must show a detectable face.
+
+    ``verify`` (ABI 1.1; ``facelink_receiver_create_ex``) checks every seal, like
+    ``facelink receive``: the signer must be in ``trust_dir`` (None = the default trust
+    directory, read now) unless ``insecure`` (which also accepts unsigned streams);
+    ``max_age`` > 0 refuses seals signed longer ago than that many seconds (replayed
+    recordings; needs synchronised clocks).  See :func:`receiver_push` for the statuses.
+    Without ``verify`` seals are passed over (ABI 1.0 behaviour).
     """
     from .backend import select_backend
     from .receiver import FrameRenderer
@@ -724,6 +934,21 @@ def receiver_create(
     pf = _pixel_format("format", fmt)
     offset = _pose_offset(yaw, pitch, roll)
     be = _backend(backend)
+    check = _flag("verify", verify)
+    trust = _opt_path("trust_dir", trust_dir)
+    lax = _flag("insecure", insecure)
+    age = _float("max_age", max_age, 0.0)
+    verifier = None
+    if check:
+        from pathlib import Path
+
+        from .security import StreamVerifier, TrustStore, default_trust_dir
+
+        tdir = Path(trust).expanduser() if trust is not None else default_trust_dir()
+        store = TrustStore.load(tdir) if (tdir.exists() or not lax) else None  # as `facelink receive`
+        verifier = StreamVerifier(store, insecure=lax, max_age=age or None)
+    elif trust is not None or lax or age:
+        raise _invalid("trust_dir, insecure and max_age apply to verifying receivers only (verify is 0)")
     select_backend(be)  # fail here, not at the first frame, when the backend cannot run
     reference = None
     if target is not None:
@@ -736,7 +961,13 @@ def receiver_create(
         except NoFaceError:
             raise NoFaceError("target image: no face found; motion transfer needs a detectable (human-like) face") from None
     renderer = FrameRenderer(target=reference, pose_offset=offset, backend=be)
-    return Status.OK, _register(_Receiver(renderer, pf))
+    return Status.OK, _register(_Receiver(renderer, pf, verifier, age or None))
+
+
+def _flag(what: str, value: object) -> bool:
+    if isinstance(value, (bool, int, np.integer)) and int(value) in (0, 1):
+        return bool(value)
+    raise _invalid(f"{what} must be 0 or 1, got {value!r}")
 
 
 @_api("facelink_receiver_push", None)
@@ -745,15 +976,33 @@ def receiver_push(handle: object, packet: object) -> tuple[Status, ReceivedFrame
 
     A malformed packet is :attr:`Status.E_INVALID_PACKET`; the receiver stays usable.  The
     previous frame's pixels are released by this call.
+
+    A verifying receiver checks every packet first (live-link policy, like ``facelink
+    receive``): frames are returned as they arrive, *provisionally*, and the seal packet
+    that closes their span returns the verdict: OK (verified: exactly the signer's packets,
+    in order), :attr:`Status.E_VERIFICATION` (a mismatch, a bad or replayed seal: those
+    frames are not authentic; the message names them) or :attr:`Status.E_INCOMPLETE`
+    (packets of the span were lost; its frames cannot be verified).  The receiver stays
+    usable after both.  A refused session (unsigned without ``insecure``, untrusted or
+    revoked signer, ``max_age``) is :attr:`Status.E_UNTRUSTED` at its header and at every
+    later push; none of its frames is rendered.
     """
     with _using(handle, _RECEIVER) as r:
         r.last = None
         pkt = bytes(_buffer("packet", packet))
         if not pkt:
             raise _invalid("packet size is 0")
+        verdict: tuple[int, Status, str] | None = None
+        if r.verifier is not None:
+            verdict = _verify(r, pkt)
         out = r.renderer.push(pkt)
+        if verdict is not None and verdict[1] is not Status.OK:
+            raise _Fail(verdict[1], verdict[2])
         if out is None:
             return Status.OK, None
+        if verdict is not None:
+            r.unsealed.append((verdict[0], int(out.index)))
+            del r.unsealed[:-_MAX_TRACKED_FRAMES]
         image = out.image
         data = _pixels_out(image, r.format)
         r.last = data
@@ -769,6 +1018,21 @@ def receiver_push(handle: object, packet: object) -> tuple[Status, ReceivedFrame
             format=int(r.format),
             data=data,
         )
+
+
+@_api("facelink_receiver_verification", None)
+def receiver_verification(handle: object) -> tuple[Status, str]:
+    """(ABI 1.1) The verification summary so far, as JSON text: ``signed``, ``signer``,
+    ``trusted``, ``seals_accepted``/``rejected``, ``spans_verified``/``incomplete``/``mismatch``,
+    ``packets_pending`` (awaiting their seal), ``end_verified``, ``intact``, ``first_problem``
+    and ``refused`` (the refusal message, or null).  Only for verifying receivers.
+    """
+    with _using(handle, _RECEIVER) as r:
+        if r.verifier is None:
+            raise _Fail(Status.E_STATE, "this receiver does not verify (created without verification); use facelink_receiver_create_ex")
+        report = r.verifier.summary().as_dict()
+        report["refused"] = r.refused
+        return Status.OK, json.dumps(report, sort_keys=True)
 
 
 @_api("facelink_receiver_destroy")
@@ -956,6 +1220,27 @@ def _verify_with_detector(path: str, trust: str | None = None) -> dict[str, Any]
 def features() -> dict[str, bool]:
     """Which optional entry points this build wires: ``{"keys": ..., "verify": ...}``."""
     return {"keys": _security_module() is not None, "verify": _verify_function() is not None}
+
+
+@_api("facelink_keys_trust", None, None)
+def keys_trust(pub: object, directory: object = None) -> tuple[Status, str, str]:
+    """(ABI 1.1) ``facelink keys trust PUB [--dir DIR]``: copy a sender's ``.pub`` (or the public
+    half of a ``.key``) into a trust directory (created 0700 if missing; None = the default).
+
+    Returns ``(status, fingerprint, report)``; ``report`` is JSON with ``fingerprint``,
+    ``name``, ``path`` and ``added`` (false if the key was already trusted).  A revoked key
+    is refused (:attr:`Status.E_INPUT`).
+    """
+    p = _path("pub", pub)
+    d = _opt_path("directory", directory)
+    sec = _security_module()
+    if sec is None:
+        raise _Fail(Status.E_UNSUPPORTED, "key management is not available in this facelink build; update the facelink package")
+    identity = sec.load_public(p)
+    path, added = sec.trust_key(d if d is not None else sec.default_trust_dir(), identity)
+    fp = str(identity.fingerprint)
+    report = {"fingerprint": fp, "name": identity.name, "path": os.fspath(path), "added": bool(added)}
+    return Status.OK, fp, json.dumps(report, sort_keys=True)
 
 
 @_api("facelink_keys_generate", None, None)
