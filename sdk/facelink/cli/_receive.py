@@ -12,14 +12,29 @@ from typing import Any
 import numpy as np
 
 from ._common import add_backend_argument, emit_json
-from ._send import StatusLine, add_transport_arguments, load_device_key
+from ._send import StatusLine, add_io_backend_argument, add_transport_arguments, load_device_key
 
 
 def register(sub) -> None:
     p = sub.add_parser("receive", help="receive, verify and decode a signed keypoint stream over ZeroMQ")
     p.add_argument("--listen", required=True, metavar="tcp://*:PORT", help="endpoint to listen on")
     add_transport_arguments(p, sender=False)
-    p.add_argument("-o", "--output", metavar="OUTPUT", help="render to this video file (.mp4); without it, verify and decode only")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUTPUT",
+        help="render to a video file (.mp4), a window (display://0) or a stream (rtsp://@:8554/NAME, webrtc://@:8554/NAME, "
+        "rtp://HOST:PORT; jetson-utils); without it, verify and decode only",
+    )
+    add_io_backend_argument(p)
+    p.add_argument("--fullscreen", action="store_true", help="a display:// window fills the screen (kiosk)")
+    p.add_argument(
+        "--output-encoder",
+        choices=["cpu", "v4l2", "omx"],
+        help="jetson-utils encoder for stream outputs (default: cpu on an Orin Nano, which has no hardware encoder; else hardware)",
+    )
+    p.add_argument("--output-codec", choices=["h264", "h265", "vp8", "vp9", "mjpeg"], help="codec of jetson-utils stream outputs (default: h264)")
+    p.add_argument("--bitrate", type=int, metavar="BPS", help="bit rate of jetson-utils stream outputs (default: 4000000)")
     p.add_argument(
         "--every-frame",
         action="store_true",
@@ -41,26 +56,42 @@ def _usage(msg: str):
 
 
 class _Output:
-    """The video file: written beside its final name, renamed into place only if frames were written."""
+    """Where rendered frames go, opened at the first frame (its size is the reference's).
 
-    def __init__(self, path: str) -> None:
-        from ..errors import InputError
+    A file is written beside its final name and renamed into place only if frames were
+    written; a window or stream (``display://0``, ``rtsp://@:8554/NAME``) is written live.
+    """
 
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise InputError(f"{self.path}: is a directory")
-        if not self.path.parent.is_dir():
-            raise InputError(f"{self.path.parent}: output directory does not exist")
-        self.tmp = self.path.parent / f".{self.path.name}.partial{self.path.suffix}"
+    def __init__(self, uri: str, args) -> None:
+        from ..io import parse_uri
+        from ..io._capture import check_output
+
+        self.uri = uri
+        self.backend = check_output(uri, args.io_backend)  # fail now, not when the first frame arrives
+        target = parse_uri(uri)
+        self.is_file = target.is_file
+        self.path = Path(target.location) if self.is_file else None
+        self.tmp = self.path.parent / f".{self.path.name}.partial{self.path.suffix}" if self.path is not None else None
+        self.args = args
         self.writer: Any = None
         self.size = (0, 0)
         self.frames = 0
 
+    @property
+    def is_open(self) -> bool:
+        """False once a window was closed (Esc, q, the close button) or a stream stopped."""
+        return self.writer is None or self.writer.is_open
+
     def write(self, image: np.ndarray, t: float, fps: Fraction) -> None:
-        from ..io import VideoWriter
+        from ..io import open_output
 
         if self.writer is None:
-            self.writer = VideoWriter(str(self.tmp), image.shape[1], image.shape[0], fps)
+            a = self.args
+            self.writer = open_output(
+                str(self.tmp) if self.is_file else self.uri, image.shape[1], image.shape[0], fps,
+                backend=a.io_backend, encoder=a.output_encoder, codec=a.output_codec,
+                bitrate=a.bitrate, fullscreen=a.fullscreen, title="FaceLink receiver",
+            )  # fmt: skip
             self.size = (image.shape[1], image.shape[0])
         if (image.shape[1], image.shape[0]) != self.size:
             from PIL import Image
@@ -70,19 +101,21 @@ class _Output:
         self.frames += 1
 
     def finish(self, keep: bool) -> bool:
-        """Close; move into place when ``keep`` and anything was written.  Returns whether it was."""
+        """Close; move a file into place when ``keep`` and anything was written.  Returns whether it was."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if not self.is_file:
+            return bool(self.frames)
         if keep and self.frames:
-            os.replace(self.tmp, self.path)
+            os.replace(self.tmp, self.path)  # type: ignore[arg-type]
             return True
-        self.tmp.unlink(missing_ok=True)
+        self.tmp.unlink(missing_ok=True)  # type: ignore[union-attr]
         return False
 
 
 def run(args) -> int:
-    from ..errors import FaceLinkError, InputError, VerificationError
+    from ..errors import FaceLinkError, VerificationError
     from ..security import TrustStore, default_trust_dir
     from ..receiver import SessionRenderer
     from ..transport import Receiver, ReferenceCache, check_endpoint
@@ -92,10 +125,9 @@ def run(args) -> int:
         raise _usage("--timeout must be > 0 seconds")
     if args.max_age is not None and not args.max_age > 0:
         raise _usage("--max-age must be > 0 seconds")
-    if args.output and args.output.startswith("display://"):
-        raise InputError(f"{args.output}: no display output on this machine yet; write a file instead (-o OUT.mp4)")
-    if args.output and "://" in args.output:
-        raise InputError(f"{args.output}: unsupported output; give a file path such as OUT.mp4")
+    if args.bitrate is not None and not args.bitrate > 0:
+        raise _usage("--bitrate must be positive")
+    output = _Output(args.output, args) if args.output else None  # checks the output before anything listens
     identity = None if args.no_curve and args.key is None else load_device_key(args.key, "receiver")
     trust_dir = Path(args.trust).expanduser() if args.trust else default_trust_dir()
     watch: str | None = None
@@ -110,7 +142,6 @@ def run(args) -> int:
         endpoint, identity, curve=not args.no_curve, insecure=args.insecure, max_age=args.max_age,
         refcache=ReferenceCache(args.refcache), trust=store, trust_dir=watch,
     )  # fmt: skip
-    output = _Output(args.output) if args.output else None
     bound = receiver.open()
     print(f"facelink: listening on {bound}" + (f" as {identity.fingerprint}" if identity else ""), file=sys.stderr)
     rx_key = identity.public.ed25519 if identity is not None else None  # None: this machine's local key
@@ -119,9 +150,10 @@ def run(args) -> int:
     out_frames = stale = 0
     latencies: list[float] = []
     window: list[tuple[float, int, int]] = []  # (time, frames, bytes) samples for the status line
-    t0 = time.monotonic()
+    t0 = shown = time.monotonic()
     ended_at: float | None = None
     interrupted = False
+    closed = False
     kept = False
     try:
         while True:
@@ -150,16 +182,23 @@ def run(args) -> int:
                         if f is not None and d.session_id == hdr.session_id and f.time == f.time:  # NaN: not decodable
                             output.write(renderer.render(dec, f).image, f.time, fps)
                             out_frames += 1
+                    if not output.is_open:  # the window was closed: the viewer ended the call
+                        closed = True
+                        break
             st = core.stats()
             v = st.verify
             if core.session is not None and core.session.ended and ended_at is None:
                 ended_at = now
             if v is not None and v.end_verified or ended_at is not None and now - ended_at > 1.0:
                 break
-            if status.due():
+            if status.due() or output is not None and not output.is_file and out_frames and now - shown > 1.0:
                 window.append((now, st.frames, st.bytes))
                 window[:] = [w for w in window if now - w[0] <= 2.0]
-                status.show(_status(window, latencies, v))
+                text = _status(window, latencies, v)
+                status.show(text)
+                if output is not None and output.writer is not None:
+                    output.writer.set_status(text)  # a window's title bar
+                shown = now
         kept = output.finish(keep=True) if output is not None else False
     except KeyboardInterrupt:
         interrupted = True
@@ -182,6 +221,7 @@ def run(args) -> int:
         latency_ms_p50=round(float(np.percentile(lat, 50)), 2) if lat is not None else None,
         latency_ms_p99=round(float(np.percentile(lat, 99)), 2) if lat is not None else None,
         interrupted=interrupted,
+        output_closed=closed,
     )
     if args.json:
         emit_json(out)
@@ -198,7 +238,7 @@ def run(args) -> int:
             if v.first_problem:
                 print(f"facelink: first problem: {v.first_problem}", file=sys.stderr)
     if v is None:
-        if interrupted:
+        if interrupted or closed:
             return 0
         raise FaceLinkError(f"{bound}: no session received" + (f" within {args.timeout:g} s" if args.timeout else ""))
     if v.spans_mismatch or v.seals_rejected or v.foreign_headers:

@@ -88,11 +88,70 @@ def _receiver_curve_key(args) -> bytes:
     return found.curve
 
 
+def add_io_backend_argument(p) -> None:
+    from ..io import CAPTURE_BACKENDS
+
+    p.add_argument(
+        "--io-backend",
+        default="auto",
+        choices=["auto", *CAPTURE_BACKENDS],
+        help="capture/output backend (default: auto = $FACELINK_IO or jetson-utils where it imports, picamera2 for picam://, "
+        "else OpenCV/PyAV; files always PyAV)",
+    )
+
+
+def add_capture_arguments(p) -> None:
+    """The capture options jetson-inference's tools use, for cameras (files keep their own)."""
+    add_io_backend_argument(p)
+    p.add_argument("--input-width", type=int, metavar="W", help="request this capture width from a camera")
+    p.add_argument("--input-height", type=int, metavar="H", help="request this capture height from a camera")
+    p.add_argument("--input-rate", type=float, metavar="FPS", help="request this frame rate from a camera")
+
+
+def open_capture(args):
+    """Open ``args.input`` with the capture options (a usage error for non-positive values)."""
+    from ..io import open_source
+
+    for name in ("input_width", "input_height", "input_rate"):
+        v = getattr(args, name)
+        if v is not None and not v > 0:
+            raise _usage(f"--{name.replace('_', '-')} must be positive")
+    return open_source(args.input, backend=args.io_backend, width=args.input_width, height=args.input_height, fps=args.input_rate)
+
+
+def live_reference(source, models, k: int, reference_image: str | None):
+    """Reference and anchor from a live source: its first frame showing a face (see ``prepare_reference``)."""
+    from ..errors import NoFaceError
+    from ..face import FaceTracker
+    from ..io import load_image
+    from ..keypoints import KeypointFitter, default_basis
+    from ..sender import make_reference
+
+    tracker = FaceTracker(*models)
+    print(f"facelink: {source.uri}: {source.width}x{source.height} via {source.backend}; waiting for a face", file=sys.stderr)
+    for frame in source:
+        obs = tracker.update(frame.image, frame.time)
+        if obs is not None:
+            break
+    else:
+        raise NoFaceError(f"{source.uri}: the stream ended before a face was seen")
+    if reference_image is None:
+        return make_reference(frame.image, models), None
+    reference = make_reference(load_image(reference_image), models)
+    anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(obs.raw_landmarks)[0]
+    return reference, anchor
+
+
 def register(sub) -> None:
     p = sub.add_parser("send", help="stream signed keypoints of a video or camera to a receiver over ZeroMQ")
-    p.add_argument("input", metavar="INPUT", help="video file or capture URI")
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        help="video file or capture URI: /dev/video0 (or 0), csi://0, picam://0, rtsp://HOST/PATH, webrtc://@:8554/NAME, file://clip.mp4",
+    )
     p.add_argument("--to", required=True, metavar="tcp://HOST:PORT", help="the receiver's endpoint")
     add_transport_arguments(p, sender=True)
+    add_capture_arguments(p)
     p.add_argument("--reference", metavar="IMG", help="reference image (default: the first frame showing a face)")
     add_rate_arguments(p)
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of at its frame rate")
@@ -107,7 +166,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..errors import FaceLinkError
     from ..face import FaceTracker, create_models
-    from ..io import open_video
+    from ..io import open_source, parse_uri
     from ..sender import prepare_reference
     from ..transport import Sender, check_endpoint
 
@@ -124,14 +183,23 @@ def run(args) -> int:
     if args.no_curve:
         print("facelink: warning: --no-curve: the link is neither encrypted nor authenticated (lab use only)", file=sys.stderr)
 
-    models = create_models(args.backend)
-    with open_video(args.input) as video:
-        info = video.info
-    reference, anchor = prepare_reference(args.input, models, params.k, args.reference)
+    source = open_capture(args)  # a live source stays open from the reference search to the last frame
+    try:
+        models = create_models(args.backend)
+        info = source.info
+        if source.live:
+            reference, anchor = live_reference(source, models, params.k, args.reference)
+        else:
+            source.close()
+            source = None
+            reference, anchor = prepare_reference(parse_uri(args.input).location, models, params.k, args.reference)
+    except BaseException:
+        if source is not None:
+            source.close()
+        raise
     tracker = FaceTracker(*models)
     fps = float(info.fps) if info.fps else 30.0
-    is_file = "://" not in args.input
-    pace = is_file and not args.fast
+    pace = source is None and not args.fast  # a file plays at its own rate; a camera brings its own
 
     sender = Sender(
         endpoint, identity, reference=reference, params=params, width=info.width, height=info.height, fps=info.fps,
@@ -152,7 +220,9 @@ def run(args) -> int:
                 )
             raise FaceLinkError(f"{endpoint}: no receiver connected within {args.wait:g} s; is `facelink receive` running there?")
         wall0 = src0 = None
-        with open_video(args.input) as video:  # the session (and its start time) begins with the first frame sent
+        video = source if source is not None else open_source(args.input, backend=args.io_backend)
+        source = None
+        with video:  # the session (and its start time) begins with the first frame sent
             for frame in video:
                 captured = time.time()
                 if pace:
@@ -180,6 +250,8 @@ def run(args) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if source is not None:
+            source.close()
         stats = sender.close(linger=1.0)
         status.close()
     wall = max(time.monotonic() - t_start, 1e-9)

@@ -45,14 +45,24 @@ class VideoReader:
     given monotonically increasing times.
     """
 
-    def __init__(self, uri: str, max_pixels: int = 8192 * 8192) -> None:
+    #: the capture backend name (see :func:`facelink.io.open_source`)
+    backend = "pyav"
+
+    def __init__(
+        self, uri: str, max_pixels: int = 8192 * 8192, *, format: str | None = None, options: dict[str, str] | None = None
+    ) -> None:
         av = _av()
         if "://" not in uri and not os.path.exists(uri):
             raise InputError(f"{uri}: no such file")
         if "://" not in uri and os.path.isdir(uri):
             raise InputError(f"{uri}: is a directory, expected a video file")
+        #: a camera or network stream (no end, no pacing) rather than a file
+        self.live = "://" in uri or format is not None
         try:
-            self._c = av.open(uri, timeout=10.0) if "://" in uri else av.open(uri)
+            if format is not None:  # a capture device, e.g. format="v4l2" for /dev/videoN
+                self._c = av.open(uri, format=format, options=options or {}, timeout=10.0)
+            else:
+                self._c = av.open(uri, timeout=10.0) if "://" in uri else av.open(uri)
         except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
             raise InputError(f"{uri}: cannot open as video ({_reason(e)})") from None
         if not self._c.streams.video:
@@ -71,6 +81,14 @@ class VideoReader:
     @property
     def fps(self) -> Fraction:
         return self.info.fps
+
+    @property
+    def width(self) -> int:
+        return self.info.width
+
+    @property
+    def height(self) -> int:
+        return self.info.height
 
     def __iter__(self) -> Iterator[Frame]:
         av = _av()
