@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from facelink.generator import Generator
+from facelink.generator import Generator as _Generator
 from facelink.generator._mesh import (
     FACE_OVAL,
     LABEL_EYE_LEFT,
@@ -29,6 +29,12 @@ from facelink.keypoints import default_basis, matrix_from_euler
 from PIL import Image, ImageDraw
 
 pytest.importorskip("onnxruntime")
+
+
+def Generator(*args, **kwargs) -> _Generator:  # noqa: N802 - the class under test, warp only
+    """These tests are of the warp: the learned refiner (tests/test_refiner.py) stays off."""
+    kwargs.setdefault("refiner", "off")
+    return _Generator(*args, **kwargs)
 
 SKIN = (205, 150, 120)
 LIP = (215, 95, 105)

@@ -96,7 +96,7 @@ def _camera_frames(ref_image: np.ndarray, ref_lm: np.ndarray, steps: list[Script
 
     basis = default_basis()
     k = len(steps[0].coeffs)
-    gen = Generator(ref_image, ref_lm, backend=backend)
+    gen = Generator(ref_image, ref_lm, backend=backend, refiner="off")
     fitter, pose0 = KeypointFitter.from_reference(basis, ref_lm, k)
     for i, st in enumerate(steps):
         rt = Retargeter(basis, k, ref_lm, None, st.pose_deg) if any(st.pose_deg) else None
@@ -115,11 +115,17 @@ def run_demo(
     fps: float = 25.0,
     params: CodecParams | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    refiner: str | None = "auto",
 ) -> dict:
-    """Run the demo; writes ``demo.mp4`` and ``report.json`` into ``out_dir``; returns the report."""
+    """Run the demo; writes ``demo.mp4`` and ``report.json`` into ``out_dir``; returns the report.
+
+    ``refiner`` is the receiver's generator refinement (the scripted "camera" always uses
+    the pure warp, so the refiner's effect shows in the output)."""
     from .assets import demo_portrait
     from .face import FaceTracker, create_models
     from .receiver import FrameRenderer
+    from .provenance import write_provenance
+    from .security._local import local_identity
     from .sender import make_reference
     from .transport import LoopbackLink
 
@@ -143,8 +149,8 @@ def run_demo(
     latencies: list[float] = []
     with VideoWriter(str(video), w, h, fps) as writer:
         # a real CurveZMQ link on a random loopback port; every packet sealed and verified
-        with LoopbackLink(reference, params, width=w, height=h, fps=fps) as link:
-            renderer = FrameRenderer(backend=backend, receiver_key=link.receiver_identity.public.ed25519)
+        with LoopbackLink(reference, params, width=w, height=h, fps=fps, receiver_identity=local_identity()) as link:
+            renderer = FrameRenderer(backend=backend, receiver_key=link.receiver_identity.public.ed25519, refiner=refiner)
             for i, frame in enumerate(camera):
                 t0 = time.perf_counter()
                 obs = tracker.update(frame.image, frame.time)
@@ -152,6 +158,7 @@ def run_demo(
                 deliveries = link.send(frame.index, frame.time, obs.landmarks if obs is not None else None)
                 t_send += time.perf_counter() - t1
                 t_track += t1 - t0
+                renderer.session.log.observe(deliveries)  # verified seals, for the provenance manifest
                 for d in deliveries:
                     shown = renderer.push(d.packet)
                     if shown is not None:
@@ -162,6 +169,7 @@ def run_demo(
             link_report = link.close()
     snd = link_report.sender
     verify = link_report.receiver.verify
+    prov = write_provenance(video, renderer.session.log, link.receiver_identity, summary=verify)
     duration = len(camera) / fps
     report = {
         "frames": len(camera),
@@ -182,11 +190,18 @@ def run_demo(
         "encoder_fps": round(len(camera) / (t_track + t_send), 1),
         "tracker_ms_per_frame": round(1000 * t_track / len(camera), 2),
         "generator_fps": round(renderer.generated / renderer.generate_seconds, 1) if renderer.generate_seconds else None,
+        "refiner": _refiner_name(renderer),
         "watermark_ms_per_frame": round(1000 * renderer.session.mark_seconds / max(len(camera), 1), 2),
         "receiver": link.receiver_identity.public.fingerprint,
         "latency_ms_p50": round(1000 * float(np.percentile(latencies, 50)), 1) if latencies else None,
         "camera_render_s": round(t_cam, 2),
         "video": str(video),
+        "provenance": prov.as_dict() if prov is not None else None,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _refiner_name(renderer) -> str:
+    gen = renderer.session.generator
+    return gen.refiner.model_path.name if gen is not None and gen.refiner is not None else "off"

@@ -26,6 +26,7 @@ from .codec import FrameKind, KeypointFrame, Reference, StreamDecoder
 from .errors import InputError
 from .watermark import MIN_SIDE, PUBLIC_MARK_KEY, Watermarker, WatermarkPayload
 from .keypoints import ExpressionBasis, KeypointFitter, Pose, euler_from_matrix, matrix_from_euler
+from .provenance._manifest import RecordingLog
 
 __all__ = [
     "ANCHOR_TAG",
@@ -123,6 +124,9 @@ class SessionRenderer:
     header and to ``receiver_key`` (this receiver's Ed25519 public key; default: this
     machine's local key).  There is no switch to turn the mark off.  Frames without a
     decodable face repeat the last good image (before the first one: the reference).
+
+    ``log`` (:class:`~facelink.provenance.RecordingLog`) records the sessions and frames
+    rendered, for the signed provenance manifest; the caller adds the verified seals.
     """
 
     def __init__(
@@ -132,10 +136,12 @@ class SessionRenderer:
         pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
         backend: str = "auto",
         receiver_key: bytes | None = None,
+        refiner: str | None = "auto",
     ) -> None:
         self.target = target
         self.pose_offset = pose_offset
         self.backend = backend
+        self.refiner = refiner
         self._receiver_key = receiver_key
         self._session: bytes | None = None
         self._retarget: Retargeter | None = None
@@ -145,6 +151,12 @@ class SessionRenderer:
         self.generated = 0
         self.generate_seconds = 0.0
         self.mark_seconds = 0.0
+        self.log = RecordingLog()
+
+    @property
+    def receiver_key(self) -> bytes | None:
+        """The Ed25519 key in the watermark payload (known once a session is prepared)."""
+        return self._receiver_key
 
     def prepare(self, decoder: StreamDecoder) -> None:
         """(Re)build for the decoder's session; the decoder must be ``ready``."""
@@ -162,14 +174,29 @@ class SessionRenderer:
         if anchor is None:  # a stream without an anchor: its reference is a frame of the video
             anchor = KeypointFitter.from_reference(decoder.basis, decoder.reference.landmarks, h.n_coeffs)[1]
         self._retarget = Retargeter(decoder.basis, h.n_coeffs, ref.landmarks, anchor, self.pose_offset)
-        self._gen = Generator(ref.image, ref.landmarks, backend=self.backend)
+        if self._gen is not None:
+            self._gen.close()
+        self._gen = Generator(ref.image, ref.landmarks, backend=self.backend, refiner=self.refiner)
         if self._receiver_key is None:
             from .security._local import local_identity
 
             self._receiver_key = local_identity().public.ed25519
         self._wm = Watermarker(PUBLIC_MARK_KEY, WatermarkPayload.for_session(bytes(h), self._receiver_key))
+        self.log.start(bytes(h), target_sha256=self.target.digest if self.target is not None else None, pose_offset=self.pose_offset)
         self._session = h.session_id
         self._last = ref.image
+
+    @property
+    def generator(self):
+        """The session's :class:`~facelink.generator.Generator` (``None`` before :meth:`prepare`)."""
+        return self._gen
+
+    def driving_landmarks(self, kf: KeypointFrame) -> np.ndarray:
+        """The landmarks the generator is driven with for a decoded frame with a face
+        (retargeted to the target, re-posed); requires :meth:`prepare`."""
+        if self._retarget is None:
+            raise ValueError("no session yet: call prepare() first")
+        return self._retarget.landmarks(kf)
 
     def render(self, decoder: StreamDecoder, kf: KeypointFrame) -> RenderedFrame:
         """The watermarked output image for one decoded frame of the decoder's session."""
@@ -178,7 +205,7 @@ class SessionRenderer:
         self.prepare(decoder)
         held = kf.pose is None
         if not held:
-            lm = self._retarget.landmarks(kf)  # type: ignore[union-attr]
+            lm = self.driving_landmarks(kf)
             t0 = time.perf_counter()
             self._last = self._gen.render(lm)  # type: ignore[union-attr]
             self.generate_seconds += time.perf_counter() - t0
@@ -186,6 +213,7 @@ class SessionRenderer:
         t0 = time.perf_counter()
         marked = self._wm.embed(self._last, kf.index)  # type: ignore[union-attr,arg-type]
         self.mark_seconds += time.perf_counter() - t0
+        self.log.frame(time.time(), self._session)
         return RenderedFrame(kf.index, kf.time, marked, held, kf.kind)
 
 
@@ -204,9 +232,12 @@ class FrameRenderer:
         backend: str = "auto",
         basis: ExpressionBasis | None = None,
         receiver_key: bytes | None = None,
+        refiner: str | None = "auto",
     ) -> None:
         self.decoder = StreamDecoder(basis=basis)
-        self.session = SessionRenderer(target=target, pose_offset=pose_offset, backend=backend, receiver_key=receiver_key)
+        self.session = SessionRenderer(
+            target=target, pose_offset=pose_offset, backend=backend, receiver_key=receiver_key, refiner=refiner
+        )
 
     @property
     def reference(self) -> Reference | None:

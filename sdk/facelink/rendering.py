@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from .codec import Reference
 from .errors import InputError, InvalidPacket
 from .io import VideoWriter, load_image
 from .receiver import FrameRenderer
+
+if TYPE_CHECKING:
+    from .provenance import Recorded, RecordingLog
+    from .security import Identity
 
 __all__ = ["DecodeResult", "decode_file", "decode_packets", "load_target"]
 
@@ -28,6 +32,10 @@ class DecodeResult:
     invalid_packets: int = 0
     first_error: str = ""
     verification: dict | None = None
+    #: sessions, frames and verified seals rendered (for the provenance manifest)
+    log: RecordingLog | None = None
+    #: what :func:`decode_file` wrote for provenance (manifest, C2PA), if anything
+    provenance: Recorded | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -40,6 +48,7 @@ class DecodeResult:
             "decode_fps": round(self.frames / self.wall, 2) if self.wall else 0.0,
             "invalid_packets": self.invalid_packets,
             "verification": self.verification,
+            "provenance": self.provenance.as_dict() if self.provenance is not None else None,
         }
 
 
@@ -67,14 +76,23 @@ def decode_packets(
     progress: Callable[[int, int | None], None] | None = None,
     on_frame: Callable[[object], None] | None = None,
     strict: bool = False,
+    refiner: str | None = "auto",
+    verified: bool = False,
+    receiver_key: bytes | None = None,
 ) -> DecodeResult:
     """Render every frame packet to ``output`` (H.264 MP4 at the reference's resolution).
 
     ``strict``: a malformed packet is an error (for verified streams, where it cannot
     happen unless the signer produced it); otherwise damaged packets are skipped and counted.
+    ``verified``: every packet has passed seal verification (:func:`~facelink.security.iter_verified`),
+    so its seals go into the provenance log (``res.log``).  ``receiver_key``: the Ed25519
+    key the watermark names (default: this machine's local key).
     """
+    from .bitstream import PacketType
+
     res = DecodeResult()
-    renderer = FrameRenderer(target=target, pose_offset=pose_offset, backend=backend)
+    renderer = FrameRenderer(target=target, pose_offset=pose_offset, backend=backend, refiner=refiner, receiver_key=receiver_key)
+    res.log = renderer.session.log
     writer: VideoWriter | None = None
     t0 = time.perf_counter()
     it = iter(packets)
@@ -96,6 +114,8 @@ def decode_packets(
                 res.invalid_packets += 1
                 res.first_error = res.first_error or str(e)
                 continue
+            if verified and len(p) > 3 and p[3] == PacketType.SEAL and renderer.decoder.header is not None:
+                res.log.seal(p, renderer.decoder.header.session_id)
             if frame is None:
                 continue
             if writer is None:
@@ -136,6 +156,12 @@ def decode_file(
     progress: Callable[[int, int | None], None] | None = None,
     trust_dir: str | None = None,
     insecure: bool = False,
+    refiner: str | None = "auto",
+    identity: Identity | None = None,
+    provenance: bool = True,
+    manifest_path: str | None = None,
+    c2pa: bool = True,
+    output_name: str | None = None,
 ) -> DecodeResult:
     """Decode a ``.flk`` file to a video, verifying its seals first.
 
@@ -143,6 +169,14 @@ def decode_file(
     against the trust directory (default ``$FACELINK_HOME/trust``); any integrity
     problem raises :class:`~facelink.errors.VerificationError`.  ``insecure=True``
     accepts unsigned streams and untrusted signers (whose seals must still verify).
+
+    Provenance (``docs/provenance.md``): the output is watermarked for, and its manifest
+    signed by, ``identity`` (default: this machine's local key).  With ``provenance``
+    (the default) the signed manifest is written to ``manifest_path`` (default
+    ``OUTPUT.facelink.json``) and, with ``c2pa`` and an MP4 output, a C2PA manifest is
+    embedded first (skipped, with the reason in ``res.provenance``, when c2pa-python or
+    a certificate is missing).  ``output_name``: the file name to record when ``output``
+    is a temporary name.
     """
     import os
     from pathlib import Path
@@ -156,7 +190,21 @@ def decode_file(
     store = TrustStore.load(tdir) if (tdir.exists() or not insecure) else None
     target = load_target(target_image, backend) if target_image else None
     summaries: list = []
+    if identity is None and provenance:
+        from .security._local import local_identity
+
+        identity = local_identity()
     packets = iter_verified(iter_flk(path), store, insecure=insecure, summary=summaries)
-    res = decode_packets(packets, output, target=target, pose_offset=pose_offset, backend=backend, progress=progress, strict=True)
+    res = decode_packets(
+        packets, output, target=target, pose_offset=pose_offset, backend=backend, progress=progress, strict=True,
+        refiner=refiner, verified=True, receiver_key=identity.public.ed25519 if identity is not None else None,
+    )  # fmt: skip
     res.verification = summaries[0].as_dict() if summaries else None
+    if provenance and identity is not None and res.log is not None:
+        from .provenance import write_provenance
+
+        res.provenance = write_provenance(
+            output, res.log, identity, summary=summaries[0] if summaries else None, manifest_path=manifest_path, c2pa=c2pa,
+            name=output_name,
+        )
     return res

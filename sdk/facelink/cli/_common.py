@@ -79,6 +79,15 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def add_refiner_argument(p) -> None:
+    p.add_argument(
+        "--refiner",
+        default="auto",
+        metavar="auto|on|off|MODEL.onnx",
+        help="learned refinement of the warped face (default: auto = the shipped network; off = pure warp)",
+    )
+
+
 def add_backend_argument(p) -> None:
     p.add_argument(
         "--backend",

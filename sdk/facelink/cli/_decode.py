@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import Progress, add_backend_argument, atomic_output, emit_json
+from ._common import Progress, add_backend_argument, add_refiner_argument, atomic_output, emit_json
 
 
 def register(sub) -> None:
@@ -15,7 +15,9 @@ def register(sub) -> None:
     p.add_argument("--pose", metavar="YAW,PITCH,ROLL", help="re-pose the head by these angles in degrees (free view; within ±30,±20,±20)")
     p.add_argument("--trust", metavar="DIR", help="trusted sender keys (default: $FACELINK_HOME/trust)")
     p.add_argument("--insecure", action="store_true", help="decode unsigned streams or untrusted signers (seals still checked)")
+    p.add_argument("--no-c2pa", action="store_true", help="do not embed C2PA Content Credentials (the signed OUT.facelink.json is always written)")
     add_backend_argument(p)
+    add_refiner_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -30,12 +32,23 @@ def run(args) -> int:
         from . import _UsageError
 
         raise _UsageError(f"facelink decode: {e}") from None
+    from pathlib import Path
+
+    from ..provenance import sidecar_path
+
     bar = Progress("decode")
-    with atomic_output(args.output) as tmp:
-        result = decode_file(
-            args.input, str(tmp), target_image=args.reference, pose_offset=offset, backend=args.backend,
-            progress=bar, trust_dir=args.trust, insecure=args.insecure,
-        )  # fmt: skip
+    manifest = sidecar_path(args.output)
+    try:
+        with atomic_output(args.output) as tmp:
+            result = decode_file(
+                args.input, str(tmp), target_image=args.reference, pose_offset=offset, backend=args.backend,
+                progress=bar, trust_dir=args.trust, insecure=args.insecure, refiner=args.refiner,
+                manifest_path=str(manifest), c2pa=not args.no_c2pa, output_name=Path(args.output).name,
+            )  # fmt: skip
+    except BaseException:
+        if "result" in locals():  # the manifest was written but the video did not land: remove it
+            manifest.unlink(missing_ok=True)
+        raise
     bar.close()
     out = result.as_dict()
     out["output"] = args.output
@@ -47,6 +60,11 @@ def run(args) -> int:
             f"{out['held_frames']} held, generator {out['generator_fps']:.1f} fps",
             file=sys.stderr,
         )
+    prov = result.provenance
+    if prov is not None and not args.json:
+        print(f"{prov.manifest_path}: provenance manifest signed by receiver {prov.manifest.receiver_fingerprint}", file=sys.stderr)
+    if prov is not None and prov.c2pa_skipped and not args.no_c2pa:
+        print(f"facelink: warning: C2PA Content Credentials not embedded: {prov.c2pa_skipped}", file=sys.stderr)
     if result.invalid_packets:
         print(f"facelink: error: {args.input}: {result.invalid_packets} damaged packet(s) skipped ({result.first_error})", file=sys.stderr)
         return 3

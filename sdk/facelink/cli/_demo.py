@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import Progress, add_backend_argument, emit_json
+from ._common import Progress, add_backend_argument, add_refiner_argument, emit_json
 
 
 def register(sub) -> None:
@@ -12,6 +12,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="demo-out", metavar="DIR", help="output directory (default: demo-out)")
     p.add_argument("--seconds", type=float, default=8.0, help="length of the performance (default: 8)")
     add_backend_argument(p)
+    add_refiner_argument(p)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=run)
 
@@ -24,7 +25,7 @@ def run(args) -> int:
 
         raise _UsageError("facelink demo: --seconds must be in 1..600")
     bar = Progress("demo")
-    report = run_demo(args.out, backend=args.backend, seconds=args.seconds, progress=bar)
+    report = run_demo(args.out, backend=args.backend, seconds=args.seconds, progress=bar, refiner=args.refiner)
     bar.close()
     if args.json:
         emit_json(report)

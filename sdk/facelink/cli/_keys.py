@@ -1,4 +1,4 @@
-"""``facelink keys generate|show|trust|revoke``: device identities and the receiver's trust directory."""
+"""``facelink keys generate|show|trust|revoke|cert``: device identities, trust directories, C2PA certificates."""
 
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ def register(sub) -> None:
     r.add_argument("--dir", metavar="TRUSTDIR", help="trust directory (default: $FACELINK_HOME/trust)")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=_revoke)
+
+    c = ksub.add_parser(
+        "cert",
+        help="issue the C2PA certificate chain (DIR/NAME.c2pa.pem) for identity NAME's Ed25519 key",
+        description="Issue an X.509 certificate for the Ed25519 key of identity NAME, signed by a local CA "
+        "(DIR/CA.ca.key + DIR/CA.ca.pem, created on first use), so the receiver can sign C2PA manifests in "
+        "recorded MP4 files. A local CA is on no C2PA trust list: C2PA validators report such credentials as untrusted.",
+    )
+    c.add_argument("name", metavar="NAME", help="identity key name (in --dir) or path to its .key file")
+    c.add_argument("--ca", default="local", metavar="CA", help="CA name in the key directory (default: local; created if absent)")
+    c.add_argument("--days", type=int, default=365, metavar="N", help="certificate lifetime in days (default: 365)")
+    c.add_argument("--dir", metavar="DIR", help="key directory (default: $FACELINK_HOME/keys)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=_cert)
 
 
 def _usage(msg: str):
@@ -142,4 +156,41 @@ def _revoke(args) -> int:
         emit_json({"revoked": entry, "fingerprint": fp, "removed": [str(p) for p in removed], "trust_dir": str(directory)})
     else:
         print(f"{fp}: revoked in {directory} ({len(removed)} trusted file(s) removed)")
+    return 0
+
+
+def _cert(args) -> int:
+    from ..provenance import chain_path, issue_certificate, load_or_create_ca
+    from ..provenance._certs import write_chain
+    from ..security import default_key_dir, load_identity, resolve_key_path
+
+    if not 1 <= args.days <= 3650:
+        raise _usage("--days must be 1..3650")
+    key_dir = Path(args.dir).expanduser() if args.dir else default_key_dir()
+    key_path = resolve_key_path(args.name, key_dir)
+    ident = load_identity(key_path)
+    ca_key, ca_cert, created = load_or_create_ca(args.ca, key_dir)
+    chain = issue_certificate(ident, ca_key, ca_cert, days=args.days)
+    out_path = chain_path(ident.name, key_dir)
+    write_chain(chain, out_path)
+    cert = chain.certificate
+    info = {
+        "name": ident.name,
+        "fingerprint": ident.fingerprint,
+        "chain": str(out_path),
+        "ca": str(key_dir / f"{args.ca}.ca.pem"),
+        "ca_created": created,
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": str(cert.serial_number),
+        "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "certificate_sha256": chain.certificate_sha256.hex(),
+    }
+    if args.json:
+        emit_json(info)
+    else:
+        if created:
+            print(f"{info['ca']}: new local CA (its key {key_dir / (args.ca + '.ca.key')} is secret, mode 0600)")
+        print(f"{out_path}: C2PA certificate for {ident.name} ({ident.fingerprint}), valid until {info['not_after']}")
+        print("note: a local CA is on no C2PA trust list; C2PA validators will show these credentials as untrusted")
     return 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import add_backend_argument, emit_json
+from ._common import add_backend_argument, add_refiner_argument, emit_json
 from ._send import StatusLine, add_io_backend_argument, add_transport_arguments, load_device_key
 
 
@@ -45,6 +45,7 @@ def register(sub) -> None:
     p.add_argument("--max-age", type=float, metavar="S", help="refuse streams whose seals were signed more than S s ago (replay guard; needs synchronised clocks)")
     p.add_argument("--refcache", metavar="DIR", help="reference cache directory (default: $FACELINK_HOME/refcache)")
     add_backend_argument(p)
+    add_refiner_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object with the statistics")
     p.set_defaults(func=run)
 
@@ -117,6 +118,7 @@ class _Output:
 def run(args) -> int:
     from ..errors import FaceLinkError, VerificationError
     from ..security import TrustStore, default_trust_dir
+    from ..provenance import write_receive_provenance
     from ..receiver import SessionRenderer
     from ..transport import Receiver, ReferenceCache, check_endpoint
 
@@ -145,7 +147,7 @@ def run(args) -> int:
     bound = receiver.open()
     print(f"facelink: listening on {bound}" + (f" as {identity.fingerprint}" if identity else ""), file=sys.stderr)
     rx_key = identity.public.ed25519 if identity is not None else None  # None: this machine's local key
-    renderer = SessionRenderer(backend=args.backend, receiver_key=rx_key) if args.output else None
+    renderer = SessionRenderer(backend=args.backend, receiver_key=rx_key, refiner=args.refiner) if args.output else None
     status = StatusLine()
     out_frames = stale = 0
     latencies: list[float] = []
@@ -161,6 +163,8 @@ def run(args) -> int:
             if args.timeout is not None and now - t0 >= args.timeout:
                 break
             results = receiver.poll(0.05)
+            if renderer is not None:
+                renderer.log.observe(results)  # accepted seals, for the provenance manifest
             core = receiver.core
             if core.refusals and not args.insecure:
                 raise VerificationError(core.refusals[0])
@@ -208,6 +212,7 @@ def run(args) -> int:
             output.finish(keep=False)
         stats = receiver.close()
         status.close()
+    prov = write_receive_provenance(args.output if kept else None, renderer, identity, stats)
     v = stats.verify
     out = stats.as_dict()
     lat = np.array(latencies) * 1000 if latencies else None
@@ -222,7 +227,10 @@ def run(args) -> int:
         latency_ms_p99=round(float(np.percentile(lat, 99)), 2) if lat is not None else None,
         interrupted=interrupted,
         output_closed=closed,
+        provenance=prov.as_dict() if prov else None,
     )
+    if prov is not None and prov.c2pa_skipped:
+        print(f"facelink: warning: C2PA Content Credentials not embedded: {prov.c2pa_skipped}", file=sys.stderr)
     if args.json:
         emit_json(out)
     else:

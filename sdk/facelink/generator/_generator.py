@@ -43,6 +43,7 @@ from ._mesh import (
     load_mesh,
 )
 from ._raster import Rasterizer
+from ._refine import Refiner, refiner_inputs, resolve_refiner
 from ._warp import Warp
 
 __all__ = ["Generator"]
@@ -124,6 +125,10 @@ class Generator:
     bilinearly (exact inside triangles, slightly soft along folds), while the mouth and eyes are
     always rasterised at full resolution; use it for large faces (see docs/generator.md).
 
+    ``refiner``: the learned refinement stage (``_refine.py``) applied to the warped face box:
+    ``"auto"`` (default) the shipped network when installed, ``"on"`` the shipped network
+    (an error if missing), ``"off"``/``None`` the pure warp, or a path to another ONNX refiner.
+
     :meth:`render` returns a new full frame of the reference's size; only :attr:`face_box`
     is re-rendered, the rest is the reference unchanged.
     """
@@ -135,6 +140,7 @@ class Generator:
         *,
         backend: str = "auto",
         flow_scale: float = 1.0,
+        refiner: str | None = "auto",
     ) -> None:
         img = np.asarray(reference_image)
         if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 2 or img.shape[1] < 2:
@@ -248,6 +254,11 @@ class Generator:
         # per-frame state and buffers
         self._raster = Rasterizer()
         self._grids: dict[tuple[int, int], np.ndarray] = {}
+        self._idents: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._face_scale = float(s0)
+        self._atlas_top = float(self._to_grid(np.array([0.0, region.shape[0] - 0.5]))[1])
+        model = resolve_refiner(refiner)
+        self._refiner = Refiner(model, backend=backend) if model is not None else None
         self._verts = verts_ref.copy()
         self._limit = 4.0 * max(w, h)
 
@@ -268,9 +279,16 @@ class Generator:
         """Name of the inference backend running the warp."""
         return self._warp.session.backend
 
+    @property
+    def refiner(self) -> Refiner | None:
+        """The learned refinement stage, or ``None`` for the pure warp."""
+        return self._refiner
+
     def close(self) -> None:
-        """Release the warp's inference session (idempotent)."""
+        """Release the inference sessions (idempotent)."""
         self._warp.close()
+        if self._refiner is not None:
+            self._refiner.close()
 
     def __enter__(self) -> Generator:
         return self
@@ -428,9 +446,30 @@ class Generator:
         further than about its own radius from where the reference has it) still gives a valid
         frame: the mesh is clipped to the face box.
         """
-        grid = self.flow(driving_landmarks)
-        patch = self._warp(grid)
+        patch, inputs = self.warp_parts(driving_landmarks, with_inputs=self._refiner is not None)
+        if self._refiner is not None:
+            patch = self._refiner(patch, inputs)
         out = self.reference_image.copy()
         x0, y0, x1, y1 = self._box
-        out[y0:y1, x0:x1] = patch[0]
+        out[y0:y1, x0:x1] = patch
         return out
+
+    def warp_parts(self, driving_landmarks: np.ndarray, with_inputs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """The warped face box ``(h, w, 3)`` uint8 (a view of a reused buffer) and, with
+        ``with_inputs``, the refiner's ``(6, h, w)`` input tensor for it (see
+        :func:`~facelink.generator._refine.refiner_inputs`).  :attr:`face_box` says where the
+        box lies.  Used by :meth:`render` and by the refiner's training data."""
+        grid = self.flow(driving_landmarks)
+        patch = self._warp(grid)[0]
+        if not with_inputs:
+            return patch, None
+        x0, y0, x1, y1 = self._box
+        key = (x0, y0, x1, y1)
+        ident = self._idents.get(key)
+        if ident is None:
+            if len(self._idents) > 8:
+                self._idents.clear()
+            ident = self._idents[key] = np.empty((y1 - y0, x1 - x0, 2), np.float32)
+            self._identity(x0, y0, ident)
+        px = (1.0 / self._norm[0], 1.0 / self._norm[1])
+        return patch, refiner_inputs(patch, grid[0], ident, px, self._face_scale, self._atlas_top)

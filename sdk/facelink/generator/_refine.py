@@ -1,0 +1,167 @@
+"""Learned refinement of the warped face (generator v2's second stage).
+
+The warp (``_generator.py``) can only move pixels the reference already has.  The refiner is a
+small convolutional network that looks at what the warp produced and where each pixel came
+from, and adds a residual where the warp cannot explain the face: the mouth interior when the
+mouth opens wider than in the reference, lids and eyes, stretched skin at disocclusions, seams
+between the face and the rigid head band.
+
+Inputs, built per frame by :func:`refiner_inputs` (the same function prepares training data,
+so the network sees at run time exactly what it was trained on), a ``(1, 6, H, W)`` float32
+tensor over the generator's face box:
+
+  0-2  the warped face, RGB in [0, 1];
+  3-4  the backward flow: source minus output position, in units of the reference face's
+       scale (about its inter-ocular distance), clipped to [-1, 1];
+  5    1 where the pixel was sampled from the mouth or eye atlases (synthesised interiors).
+
+Output ``residual`` ``(1, 3, H, W)`` float32 in RGB [0, 1] units, added to the warp.  H and W
+must be multiples of :data:`STRIDE`; the face box is edge-padded to that.  Boxes larger than
+:data:`MAX_SIDE` are refined at a lower resolution (area-averaged inputs, bilinearly upsampled
+residual), so a 1080p face costs about what a 256x256 one does.
+
+Graph: rank-4 ops only (Conv, Relu, Resize nearest, Concat, ConvTranspose), opset 17; it runs
+through :mod:`facelink.backend` (ONNX Runtime FP32 or INT8 Q/DQ, TensorRT).  The shipped
+weights (``data/refiner.onnx``) are trained by ``python -m facelink.train`` (see
+``docs/generator.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..backend import InferenceSession, create_session
+
+__all__ = ["MAX_SIDE", "N_INPUTS", "STRIDE", "Refiner", "default_refiner_path", "refiner_inputs", "resolve_refiner"]
+
+N_INPUTS = 6
+#: the network downsamples by 16 (a stride-4 stem and two stride-2 stages)
+STRIDE = 16
+#: face boxes with a longer side are refined at ceil(side / MAX_SIDE) times lower resolution
+MAX_SIDE = 320
+_DATA = Path(__file__).resolve().parent / "data"
+
+
+def default_refiner_path() -> Path | None:
+    """The shipped refiner (``generator/data/refiner.onnx``), or ``None`` if not installed."""
+    p = _DATA / "refiner.onnx"
+    return p if p.is_file() else None
+
+
+def resolve_refiner(refiner: str | Path | None) -> Path | None:
+    """``"auto"``/``"on"`` → the shipped model (``"on"`` requires it), ``"off"``/``None`` → no
+    refiner, anything else → a path to an ONNX refiner."""
+    if refiner is None or refiner == "off":
+        return None
+    if refiner in ("auto", "on"):
+        p = default_refiner_path()
+        if p is None and refiner == "on":
+            raise FileNotFoundError("the shipped refiner (facelink/generator/data/refiner.onnx) is not installed")
+        return p
+    p = Path(refiner)
+    if not p.is_file():
+        raise FileNotFoundError(f"refiner model not found: {p}")
+    return p
+
+
+def refiner_inputs(
+    patch: np.ndarray,
+    grid: np.ndarray,
+    identity: np.ndarray,
+    px_per_unit: tuple[float, float],
+    face_scale: float,
+    atlas_top: float,
+) -> np.ndarray:
+    """The ``(6, h, w)`` float32 network input for one face box (see the module docstring).
+
+    ``patch`` (h, w, 3) uint8 warp output; ``grid`` (h, w, 2) the normalised sampling grid;
+    ``identity`` (h, w, 2) the grid of the output pixels themselves (no motion);
+    ``px_per_unit`` source pixels per normalised unit (x, y); ``face_scale`` the reference
+    face's scale in pixels; ``atlas_top`` the normalised y below which the source holds the
+    mouth/eye atlases.
+    """
+    h, w = patch.shape[:2]
+    out = np.empty((N_INPUTS, h, w), np.float32)
+    np.multiply(patch.transpose(2, 0, 1), np.float32(1 / 255), out=out[:3])
+    for c in range(2):
+        d = out[3 + c]
+        np.subtract(grid[..., c], identity[..., c], out=d)
+        d *= np.float32(px_per_unit[c] / face_scale)
+        np.clip(d, -1.0, 1.0, out=d)
+    np.greater(grid[..., 1], np.float32(atlas_top), out=out[5], casting="unsafe")
+    return out
+
+
+def _linear_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) bilinear upsampling matrix (pixel centres aligned, edges clamped)."""
+    pos = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    lo = np.clip(np.floor(pos).astype(int), 0, n_in - 1)
+    hi = np.clip(lo + 1, 0, n_in - 1)
+    f = np.clip(pos - lo, 0.0, 1.0).astype(np.float32)
+    m = np.zeros((n_out, n_in), np.float32)
+    m[np.arange(n_out), lo] += 1 - f
+    m[np.arange(n_out), hi] += f
+    return m
+
+
+class Refiner:
+    """One inference session of a refiner network; ``__call__(patch, inputs)`` refines a face box."""
+
+    def __init__(self, model_path: str | Path, backend: str = "auto", threads: int | None = None) -> None:
+        self.model_path = Path(model_path)
+        self.session: InferenceSession = create_session(self.model_path, backend=backend, threads=threads)
+        self.info = _read_info(self.model_path)
+
+    @property
+    def backend(self) -> str:
+        return self.session.backend
+
+    def residual(self, inputs: np.ndarray) -> np.ndarray:
+        """``(3, h, w)`` float32 residual for ``(6, h, w)`` inputs of any size (padded/scaled here)."""
+        _, h, w = inputs.shape
+        f = max(1, math.ceil(max(h, w) / MAX_SIDE))
+        if f > 1:  # area-average by f (after edge padding to a multiple of f)
+            ph, pw = -h % f, -w % f
+            x = np.pad(inputs, ((0, 0), (0, ph), (0, pw)), mode="edge") if ph or pw else inputs
+            x = x.reshape(N_INPUTS, (h + ph) // f, f, (w + pw) // f, f).mean(axis=(2, 4), dtype=np.float32)
+        else:
+            x = inputs
+        sh, sw = x.shape[1:]
+        ph, pw = -sh % STRIDE, -sw % STRIDE
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="edge")
+        r = self.session.run({"inputs": np.ascontiguousarray(x[None])})["residual"][0, :, :sh, :sw]
+        if f > 1:
+            ry, rx = _linear_matrix(h, sh), _linear_matrix(w, sw)
+            r = np.einsum("yh,chw,xw->cyx", ry, r, rx, optimize=True)
+        return r
+
+    def __call__(self, patch: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+        """The refined ``(h, w, 3)`` uint8 face box: ``patch`` plus the predicted residual."""
+        r = self.residual(inputs)
+        out = patch.astype(np.float32)
+        out += r.transpose(1, 2, 0) * np.float32(255.0)
+        np.clip(out, 0.0, 255.0, out=out)
+        out += np.float32(0.5)
+        return out.astype(np.uint8)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _read_info(path: Path) -> dict:
+    """The training record stored in the model's metadata (``facelink.refiner``), if any."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        for p in model.metadata_props:
+            if p.key == "facelink.refiner":
+                return json.loads(p.value)
+    except Exception:  # noqa: BLE001 - metadata is informative only
+        pass
+    return {}

@@ -1,0 +1,216 @@
+"""Tests for the generator's learned refinement stage (facelink.generator._refine).
+
+The runtime is checked with small hand-built ONNX graphs whose output is known exactly (so the
+padding, cropping and large-box paths can be verified), and the shipped network for what a
+user relies on: it loads, is small, has its training record, and changes the face box only.
+The training code (PyTorch, the ``train`` extra) is tested when torch is installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from facelink.generator import Generator
+from facelink.generator._refine import (
+    MAX_SIDE,
+    N_INPUTS,
+    STRIDE,
+    Refiner,
+    default_refiner_path,
+    refiner_inputs,
+    resolve_refiner,
+)
+from onnx import TensorProto, helper
+
+pytest.importorskip("onnxruntime")
+
+from test_generator import draw_face, posed  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELINK_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FACELINK_BACKEND", raising=False)
+
+
+def linear_refiner(path, weights: np.ndarray, bias: np.ndarray, stride_check: bool = True) -> str:
+    """A 1x1 convolution refiner: residual = weights @ inputs + bias (per pixel).
+
+    With ``stride_check`` it also fails (at run time) on sizes that are not multiples of
+    STRIDE, like the real network: a MaxPool with kernel = stride = STRIDE and no padding,
+    upsampled back and multiplied by 0, adds nothing but needs whole blocks.
+    """
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3, N_INPUTS, 1, 1], weights.astype(np.float32).ravel().tolist())
+    b = helper.make_tensor("b", TensorProto.FLOAT, [3], bias.astype(np.float32).ravel().tolist())
+    nodes = [helper.make_node("Conv", ["inputs", "w", "b"], ["residual"] if not stride_check else ["lin"])]
+    inits = [w, b]
+    if stride_check:
+        nodes += [
+            helper.make_node("Conv", ["inputs", "w", "b"], ["c"]),
+            helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[STRIDE, STRIDE], strides=[STRIDE, STRIDE]),
+            helper.make_node("Resize", ["p", "", "scales"], ["u"], mode="nearest"),
+            helper.make_node("Mul", ["u", "zero"], ["z"]),
+            helper.make_node("Add", ["lin", "z"], ["residual"]),
+        ]
+        inits += [
+            helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, float(STRIDE), float(STRIDE)]),
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "test_refiner",
+        [helper.make_tensor_value_info("inputs", TensorProto.FLOAT, [1, N_INPUTS, "h", "w"])],
+        [helper.make_tensor_value_info("residual", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return str(path)
+
+
+# --------------------------------------------------------------------------- inputs
+def test_refiner_inputs_channels():
+    h, w = 5, 7
+    rng = np.random.default_rng(0)
+    patch = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ident = rng.uniform(-1, 1, (h, w, 2)).astype(np.float32)
+    grid = ident.copy()
+    grid[0, 0] += [0.01, -0.02]  # a small move
+    grid[1, 1] += [5.0, -5.0]  # a huge one: clipped
+    grid[2, 2, 1] = 0.95  # below the atlas line
+    x = refiner_inputs(patch, grid, ident, (100.0, 50.0), 10.0, 0.9)
+    assert x.shape == (N_INPUTS, h, w) and x.dtype == np.float32
+    np.testing.assert_allclose(x[:3], patch.transpose(2, 0, 1) / 255.0, atol=1e-7)
+    np.testing.assert_allclose(x[3:5, 0, 0], [0.01 * 100 / 10, -0.02 * 50 / 10], atol=1e-5)
+    assert x[3, 1, 1] == 1.0 and x[4, 1, 1] == -1.0
+    assert x[3:5, 3, 3].tolist() == [0.0, 0.0]
+    assert x[5, 2, 2] == 1.0 and x[5].sum() == (grid[..., 1] > 0.9).sum()
+
+
+# --------------------------------------------------------------------------- runtime
+@pytest.mark.parametrize("shape", [(16, 16), (37, 53), (200, 171)])
+def test_refiner_pads_and_crops_to_any_box(tmp_path, shape):
+    rng = np.random.default_rng(1)
+    wts = rng.normal(0, 0.1, (3, N_INPUTS))
+    bias = rng.normal(0, 0.01, 3)
+    ref = Refiner(linear_refiner(tmp_path / "lin.onnx", wts, bias), backend="onnxruntime")
+    h, w = shape
+    x = rng.uniform(-1, 1, (N_INPUTS, h, w)).astype(np.float32)
+    r = ref.residual(x)
+    assert r.shape == (3, h, w)
+    np.testing.assert_allclose(r, np.einsum("co,ohw->chw", wts, x) + bias[:, None, None], atol=1e-5)
+    patch = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = ref(patch, x)
+    want = np.clip(patch + 255.0 * r.transpose(1, 2, 0), 0, 255)
+    assert out.dtype == np.uint8 and np.abs(out - want).max() <= 0.5 + 1e-3
+    ref.close()
+
+
+def test_large_boxes_are_refined_at_reduced_resolution(tmp_path):
+    # a smooth input: the reduced-resolution residual, upsampled, stays close to the full one
+    wts = np.zeros((3, N_INPUTS))
+    wts[0, 0], wts[1, 3], wts[2, 5] = 0.5, 0.25, 0.1
+    ref = Refiner(linear_refiner(tmp_path / "lin.onnx", wts, np.zeros(3)), backend="onnxruntime")
+    h, w = MAX_SIDE * 2 + 30, MAX_SIDE + 7
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    x = np.stack([np.sin(xx / 40), np.cos(yy / 50), xx / w, yy / h - 0.5, xx / w - 0.5, (yy > h / 2)]).astype(np.float32)
+    r = ref.residual(x)
+    full = np.einsum("co,ohw->chw", wts, x)
+    assert r.shape == full.shape
+    err = np.abs(r - full)
+    assert np.median(err) < 2e-3
+    assert err[:, : h // 2 - 8].max() < 0.02  # away from the step in channel 5
+    ref.close()
+
+
+def test_resolve_refiner(tmp_path):
+    assert resolve_refiner("off") is None and resolve_refiner(None) is None
+    assert resolve_refiner("auto") == default_refiner_path()
+    with pytest.raises(FileNotFoundError, match="refiner model not found"):
+        resolve_refiner(str(tmp_path / "missing.onnx"))
+
+
+def test_generator_applies_the_refiner_inside_the_face_box_only(tmp_path):
+    lm = posed(80.0, (128.0, 120.0), yaw=0.1)
+    img = draw_face(256, 256, lm)
+    drv = posed(80.0, (131.0, 118.0), yaw=0.15)
+    bias = np.array([0.2, -0.1, 0.05])
+    model = linear_refiner(tmp_path / "bias.onnx", np.zeros((3, N_INPUTS)), bias)
+    with Generator(img, lm, refiner="off") as plain, Generator(img, lm, refiner=model) as refined:
+        a, b = plain.render(drv), refined.render(drv)
+        assert plain.face_box == refined.face_box and refined.refiner is not None and plain.refiner is None
+        x0, y0, x1, y1 = refined.face_box
+    outside = np.ones(a.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(a[outside], b[outside])
+    want = np.clip(a[y0:y1, x0:x1].astype(np.float64) + 255 * bias, 0, 255)
+    assert np.abs(b[y0:y1, x0:x1] - want).max() <= 1.0
+
+
+# --------------------------------------------------------------------------- shipped model
+shipped = pytest.mark.skipif(default_refiner_path() is None, reason="no shipped refiner (generator/data/refiner.onnx)")
+
+
+@shipped
+def test_shipped_refiner_is_small_rank4_and_documented():
+    path = default_refiner_path()
+    assert path.stat().st_size < 10 * 2**20
+    model = onnx.load(str(path))
+    ops = {n.op_type for n in model.graph.node}
+    assert ops <= {"Conv", "Relu", "Resize", "Concat", "ConvTranspose", "Constant", "Shape", "Gather", "Cast", "Unsqueeze", "Slice", "Mul", "Div", "Floor"}
+    for vi in list(model.graph.input) + list(model.graph.output):
+        assert len(vi.type.tensor_type.shape.dim) == 4
+    info = Refiner(path, backend="onnxruntime").info
+    assert info["config"]["seed"] == 0 and info["train_seconds"] > 0 and info["samples"] > 0
+    from facelink.datasets import EVAL_PERSONS, PERSONS
+
+    assert info["train_clips"] and not {PERSONS.get(c, c) for c in info["train_clips"] + info["val_clips"]} & EVAL_PERSONS
+
+
+@shipped
+def test_shipped_refiner_makes_bounded_changes_to_a_face(tmp_path):
+    lm = posed(80.0, (128.0, 120.0), yaw=0.1)
+    img = draw_face(256, 256, lm)
+    drv = posed(80.0, (130.0, 121.0), yaw=0.2, pitch=0.05)
+    with Generator(img, lm, refiner="off") as plain, Generator(img, lm, refiner="on") as refined:
+        a, b = plain.render(drv), refined.render(drv)
+        x0, y0, x1, y1 = refined.face_box
+    d = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    outside = np.ones(a.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert d[outside].max() == 0
+    assert 0 < d.mean() < 12  # it does something, and it is a correction, not a new image
+
+
+# --------------------------------------------------------------------------- training code
+def test_training_code_exports_what_the_runtime_runs(tmp_path):
+    torch = pytest.importorskip("torch", reason="training tests need the train extra (PyTorch)")
+    from facelink.train._data import Sample
+    from facelink.train._model import RefinerNet, export_onnx
+    from facelink.train._train import TrainConfig, train
+
+    net = RefinerNet()
+    x = torch.rand(1, N_INPUTS, 48, 64)
+    assert float(net(x).abs().max()) == 0.0  # untrained = identity (the last layer starts at 0)
+    rng = np.random.default_rng(0)
+    samples = []
+    for k in range(6):
+        inp = rng.uniform(0, 1, (N_INPUTS, 70, 90)).astype(np.float16)
+        target = np.clip(inp[:3].astype(np.float32) * 255 + 20, 0, 255).astype(np.uint8)  # the warp is 20 levels too dark
+        samples.append(Sample(inp, target, "synthetic", k))
+    cfg = TrainConfig(steps=60, batch=4, crop=64, lr=3e-3, log_every=20, threads=1)
+    path = train(cfg, samples, samples[:2], tmp_path / "run", {"samples": len(samples), "train_clips": ["synthetic"]})
+    assert (tmp_path / "run" / "loss.json").is_file()
+    ref = Refiner(path, backend="onnxruntime")
+    assert ref.info["config"]["steps"] == 60
+    inp = samples[0].inputs.astype(np.float32)
+    r = ref.residual(inp)
+    net.load_state_dict(torch.load(tmp_path / "run" / "refiner.pt"))
+    padded = np.pad(inp, ((0, 0), (0, -70 % STRIDE), (0, -90 % STRIDE)), mode="edge")
+    with torch.no_grad():
+        want = net.eval()(torch.from_numpy(padded[None]))[0, :, :70, :90].numpy()
+    np.testing.assert_allclose(r, want, atol=1e-4)
+    assert r.mean() > 0.01  # it learned to brighten
