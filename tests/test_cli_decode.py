@@ -59,6 +59,19 @@ def test_free_view_changes_the_face_and_limits_are_enforced(stream, tmp_path, ca
     assert "within ±30" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(__import__("facelink.generator._refine", fromlist=["x"]).default_refiner_path() is None, reason="no shipped refiner")
+def test_refiner_on_changes_only_the_face(stream, tmp_path, capsys):
+    a, b = tmp_path / "warp.mp4", tmp_path / "refined.mp4"
+    assert main(["decode", str(stream), "-o", str(a)]) == 0
+    assert main(["decode", str(stream), "-o", str(b), "--refiner", "on"]) == 0
+    fa, fb = _frames(a), _frames(b)
+    assert len(fa) == len(fb) == 20
+    d = np.abs(fa[5][0].astype(int) - fb[5][0].astype(int)).mean(axis=2)
+    assert 0.3 < d.mean() < 10  # a correction of the face, not a different picture
+    assert main(["decode", str(stream), "-o", str(b), "--refiner", str(tmp_path / "none.onnx")]) == 1
+    assert "refiner model not found" in capsys.readouterr().err
+
+
 def test_motion_transfer_needs_a_face_in_the_target(stream, portrait, tmp_path, capsys):
     target = tmp_path / "other.png"
     Image.fromarray(np.ascontiguousarray(portrait[:, ::-1])).save(target)  # a different picture of a face

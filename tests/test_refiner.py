@@ -128,7 +128,9 @@ def test_large_boxes_are_refined_at_reduced_resolution(tmp_path):
 
 def test_resolve_refiner(tmp_path):
     assert resolve_refiner("off") is None and resolve_refiner(None) is None
-    assert resolve_refiner("auto") == default_refiner_path()
+    assert resolve_refiner("on") == default_refiner_path()
+    with Generator(draw_face(64, 64, posed(20.0, (32.0, 30.0))), posed(20.0, (32.0, 30.0))) as gen:
+        assert gen.refiner is None  # off by default
     with pytest.raises(FileNotFoundError, match="refiner model not found"):
         resolve_refiner(str(tmp_path / "missing.onnx"))
 

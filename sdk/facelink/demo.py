@@ -115,7 +115,7 @@ def run_demo(
     fps: float = 25.0,
     params: CodecParams | None = None,
     progress: Callable[[int, int | None], None] | None = None,
-    refiner: str | None = "auto",
+    refiner: str | None = "off",
 ) -> dict:
     """Run the demo; writes ``demo.mp4`` and ``report.json`` into ``out_dir``; returns the report.
 

@@ -136,7 +136,7 @@ class SessionRenderer:
         pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
         backend: str = "auto",
         receiver_key: bytes | None = None,
-        refiner: str | None = "auto",
+        refiner: str | None = "off",
     ) -> None:
         self.target = target
         self.pose_offset = pose_offset
@@ -232,7 +232,7 @@ class FrameRenderer:
         backend: str = "auto",
         basis: ExpressionBasis | None = None,
         receiver_key: bytes | None = None,
-        refiner: str | None = "auto",
+        refiner: str | None = "off",
     ) -> None:
         self.decoder = StreamDecoder(basis=basis)
         self.session = SessionRenderer(

@@ -76,7 +76,7 @@ def decode_packets(
     progress: Callable[[int, int | None], None] | None = None,
     on_frame: Callable[[object], None] | None = None,
     strict: bool = False,
-    refiner: str | None = "auto",
+    refiner: str | None = "off",
     verified: bool = False,
     receiver_key: bytes | None = None,
 ) -> DecodeResult:
@@ -156,7 +156,7 @@ def decode_file(
     progress: Callable[[int, int | None], None] | None = None,
     trust_dir: str | None = None,
     insecure: bool = False,
-    refiner: str | None = "auto",
+    refiner: str | None = "off",
     identity: Identity | None = None,
     provenance: bool = True,
     manifest_path: str | None = None,

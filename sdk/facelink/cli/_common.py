@@ -82,9 +82,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 def add_refiner_argument(p) -> None:
     p.add_argument(
         "--refiner",
-        default="auto",
-        metavar="auto|on|off|MODEL.onnx",
-        help="learned refinement of the warped face (default: auto = the shipped network; off = pure warp)",
+        default="off",
+        metavar="on|off|MODEL.onnx",
+        help="learned refinement of the warped face: on = the shipped network (experimental, see docs/generator.md); default off = pure warp",
     )
 
 

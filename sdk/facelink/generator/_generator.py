@@ -126,8 +126,9 @@ class Generator:
     always rasterised at full resolution; use it for large faces (see docs/generator.md).
 
     ``refiner``: the learned refinement stage (``_refine.py``) applied to the warped face box:
-    ``"auto"`` (default) the shipped network when installed, ``"on"`` the shipped network
-    (an error if missing), ``"off"``/``None`` the pure warp, or a path to another ONNX refiner.
+    ``"off"``/``None`` (default) the pure warp, ``"on"`` the shipped network, or a path to
+    another ONNX refiner.  Off by default until it beats the warp by the project's bar (see
+    docs/generator.md, "Learned refinement").
 
     :meth:`render` returns a new full frame of the reference's size; only :attr:`face_box`
     is re-rendered, the rest is the reference unchanged.
@@ -140,7 +141,7 @@ class Generator:
         *,
         backend: str = "auto",
         flow_scale: float = 1.0,
-        refiner: str | None = "auto",
+        refiner: str | None = "off",
     ) -> None:
         img = np.asarray(reference_image)
         if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 2 or img.shape[1] < 2:

@@ -53,13 +53,13 @@ def default_refiner_path() -> Path | None:
 
 
 def resolve_refiner(refiner: str | Path | None) -> Path | None:
-    """``"auto"``/``"on"`` → the shipped model (``"on"`` requires it), ``"off"``/``None`` → no
-    refiner, anything else → a path to an ONNX refiner."""
+    """``"on"`` → the shipped model, ``"off"``/``None`` → no refiner, anything else → a path to
+    an ONNX refiner."""
     if refiner is None or refiner == "off":
         return None
-    if refiner in ("auto", "on"):
+    if refiner == "on":
         p = default_refiner_path()
-        if p is None and refiner == "on":
+        if p is None:
             raise FileNotFoundError("the shipped refiner (facelink/generator/data/refiner.onnx) is not installed")
         return p
     p = Path(refiner)
