@@ -32,6 +32,7 @@ import os
 import re
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -399,7 +400,22 @@ def _need(backend: str, uri: str) -> Any:
 # ------------------------------------------------------------------------------ sources
 
 
-class CaptureSource:
+class _Closable(ABC):
+    """Context-manager plumbing shared by sources and outputs: ``with`` closes."""
+
+    _closed = False
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class CaptureSource(_Closable):
     """A live source: ``width``, ``height``, ``fps``, ``info``, iteration over :class:`Frame`, ``close()``.
 
     Times are seconds since the first frame (the device's own clock where it has one).
@@ -434,8 +450,9 @@ class CaptureSource:
         self._pending = got
         self.height, self.width = got[0].shape[:2]
 
-    def _grab(self) -> tuple[np.ndarray, float | None] | None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _grab(self) -> tuple[np.ndarray, float | None] | None:
+        """The next (RGB image, device time in s or None), or None at the end of the stream."""
 
     def read(self) -> Frame | None:
         """The next frame, or None at the end of the stream."""
@@ -459,15 +476,6 @@ class CaptureSource:
     def __iter__(self) -> Iterator[Frame]:
         while (frame := self.read()) is not None:
             yield frame
-
-    def close(self) -> None:
-        self._closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class JetsonSource(CaptureSource):
@@ -702,7 +710,7 @@ def open_source(
 # ------------------------------------------------------------------------------ outputs
 
 
-class VideoOutput:
+class VideoOutput(_Closable):
     """Where rendered frames go: ``write(image, time)``, ``close()``, ``is_open`` (False once a
     display window was closed or a stream stopped), ``set_status(text)`` (a window title)."""
 
@@ -721,17 +729,9 @@ class VideoOutput:
     def set_status(self, text: str) -> None:
         """Show ``text`` where the output can (a window's title); otherwise nothing."""
 
-    def write(self, image: np.ndarray, time: float) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self._closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    @abstractmethod
+    def write(self, image: np.ndarray, time: float) -> None:
+        """Show or record one RGB frame at ``time`` seconds."""
 
 
 class FileOutput(VideoOutput):
