@@ -23,7 +23,7 @@ from ._detect import (
     detect,
 )
 from ._embed import DEFAULT_PSNR, MIN_SIDE, Watermarker
-from ._pattern import EPOCH_FRAMES, GRID, PUBLIC_MARK_KEY, SLOTS, MarkKey
+from ._pattern import EPOCH_FRAMES, GRID, PAYLOAD_GRID, PUBLIC_MARK_KEY, SLOTS, MarkKey
 from ._payload import WatermarkPayload, receiver_fingerprint, session_tag
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "MAX_FRAMES",
     "MIN_FRAMES",
     "MIN_SIDE",
+    "PAYLOAD_GRID",
     "PUBLIC_MARK_KEY",
     "P_THRESHOLD",
     "SLOTS",

@@ -1,14 +1,15 @@
 """Detection: keyed correlation with an exact null distribution, searched over geometry and time.
 
 Per frame (:func:`cell_vectors`): luma resampled to a ``WORK x WORK`` working frame
-(the pattern is frame-relative, so any rescale lands on the same grid), a local
-mean removed, then bump-weighted sums per cell for each geometry hypothesis in
-:data:`CROPS`.
+(the pattern is frame-relative, so any rescale lands on the same grid), then
+bump-weighted sums per cell for each geometry hypothesis in :data:`CROPS`: of the
+sync layer's GRID x GRID cells after a local mean is removed, and of the payload
+layer's PAYLOAD_GRID x PAYLOAD_GRID cells after the frame mean is removed.
 
 Per window of up to 64 frames (:class:`WatermarkDetector`): a temporal high-pass
 ``d_j = v_j - (v_{j-1} + v_{j+1}) / 2`` removes the static picture (a talking
 head's background is a still image; the sync pattern changes every frame), each
-cell is scaled by a robust weight computed from ``d`` alone and clipped.  For
+cell is divided by its RMS over the window (a weight computed from ``d`` alone) and clipped.  For
 every hypothesis (crop, first slot, stride 1 or 2) the statistic is
 
     z = sum_s <P_s, D_s> / sqrt(sum_s ||D_s||^2),   D_s = sum of the frames given slot s
@@ -31,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ._ecc import COUNTER_CODE, ID_CODE
-from ._pattern import CHIPS, EPOCH_FRAMES, GRID, PUBLIC_MARK_KEY, SLOTS, MarkKey
+from ._pattern import CHIPS, EPOCH_FRAMES, GRID, PAYLOAD_GRID, PUBLIC_MARK_KEY, SLOTS, MarkKey
 from ._payload import WatermarkPayload
 
 __all__ = [
@@ -64,7 +65,8 @@ WINDOW = SLOTS
 MAX_FRAMES = 900
 #: a window whose z is at least this has its chips used for the payload
 _PAYLOAD_MIN_Z = 4.0
-_HIGHPASS = 9  # box size (working pixels) of the local mean removed before correlation
+_HIGHPASS = 9  # box size (working pixels) of the local mean removed before the sync correlation
+_SYNC_CELLS = GRID * GRID  # cell_vectors' columns: sync cells first, then payload cells
 _CLIP = 3.0  # clip weighted cell values at this many robust standard deviations
 _MIN_EFFECTIVE_TERMS = 2000  # below this, the p-value uses the distribution-free bound exp(-z^2/2)
 _FRAMES_PER_SECOND_HINT = 25
@@ -86,13 +88,13 @@ class _AxisMap:
 
 
 @lru_cache(maxsize=4)
-def _axis_maps(work: int) -> tuple[_AxisMap, ...]:
+def _axis_maps(work: int, cells: int) -> tuple[_AxisMap, ...]:
     """One :class:`_AxisMap` per entry of :data:`CROPS` (rows and columns use the same map)."""
     maps = []
     y = (np.arange(work) + 0.5) / work
     for k in CROPS:
-        u = ((1.0 - k) / 2.0 + k * y) * GRID
-        inside = np.flatnonzero((u >= 0) & (u < GRID))
+        u = ((1.0 - k) / 2.0 + k * y) * cells
+        inside = np.flatnonzero((u >= 0) & (u < cells))
         cell = np.floor(u[inside]).astype(np.int64)
         present, starts = np.unique(cell, return_index=True)
         w = np.sin(np.pi * (u[inside] - cell)).astype(np.float32)
@@ -130,46 +132,57 @@ def _check_frame(frame: object) -> np.ndarray:
     raise ValueError(f"frame must be uint8 (H, W, 3) RGB or a 2-D luma array, got {frame.dtype} {frame.shape}")
 
 
-def cell_vectors(frame: np.ndarray) -> np.ndarray:
-    """(len(CROPS), GRID*GRID) float32: high-passed, bump-weighted cell sums of one frame."""
-    y = working_luma(_check_frame(frame))
-    r = (y - _box(y, _HIGHPASS)).astype(np.float32)
-    out = np.zeros((len(CROPS), GRID, GRID), np.float32)
-    for h, a in enumerate(_axis_maps(WORK)):
+def _cell_sums(r: np.ndarray, cells: int) -> np.ndarray:
+    out = np.zeros((len(CROPS), cells, cells), np.float32)
+    for h, a in enumerate(_axis_maps(WORK, cells)):
         rows = np.add.reduceat(r[a.index] * a.weight[:, None], a.starts, axis=0)  # (present, WORK)
         sums = np.add.reduceat(rows[:, a.index] * a.weight[None, :], a.starts, axis=1)
         out[h][np.ix_(a.cells, a.cells)] = sums
     return out.reshape(len(CROPS), -1)
 
 
+def cell_vectors(frame: np.ndarray) -> np.ndarray:
+    """(len(CROPS), GRID**2 + PAYLOAD_GRID**2) float32: bump-weighted cell sums of one frame.
+
+    The first GRID**2 columns are the sync cells (local mean removed), the rest the
+    payload cells (frame mean removed: a local mean as wide as a payload cell would
+    take away much of the cell's own bump).
+    """
+    y = working_luma(_check_frame(frame))
+    sync = _cell_sums((y - _box(y, _HIGHPASS)).astype(np.float32), GRID)
+    data = _cell_sums(y - np.float32(y.mean()), PAYLOAD_GRID)
+    return np.concatenate([sync, data], axis=1)
+
+
 def window_statistics(d: np.ndarray, key: MarkKey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The sync statistic of every hypothesis for one window of temporally high-passed cell vectors.
 
-    ``d``: (frames, len(CROPS), GRID*GRID).  Returns ``z`` (len(STRIDES), len(CROPS), SLOTS),
+    ``d``: (frames, len(CROPS), cells) as :func:`cell_vectors` lays them out (the sync
+    statistic uses the first GRID*GRID).  Returns ``z`` (len(STRIDES), len(CROPS), SLOTS),
     indexed by stride, crop and the slot of the window's first frame; the weighted, clipped
     cell values ``x`` (same shape as ``d``); and the effective number of terms of each
     (stride, crop) sum (``(sum a^2)^2 / sum a^4``).  Under "no mark" every entry of ``z`` is
     a Rademacher sum with unit variance.
     """
     m = d.shape[0]
-    sigma = np.sqrt(np.mean(d * d, axis=0)) + 1e-6  # (crops, cells), from the data alone
-    x = d / np.sqrt(sigma)
-    scale = np.sqrt(np.mean(x * x, axis=0)) + 1e-12
-    np.clip(x, -_CLIP * scale, _CLIP * scale, out=x)
+    rms = np.sqrt(np.mean(d * d, axis=0)) + 1e-6  # (crops, cells), from the data alone
+    x = d / rms
+    np.clip(x, -_CLIP, _CLIP, out=x)
+    xs = x[:, :, :_SYNC_CELLS]
     phase_slot = (np.arange(SLOTS)[:, None] + np.arange(SLOTS)[None, :]) % SLOTS  # [phase, rel]
     z = np.empty((len(STRIDES), len(CROPS), SLOTS))
     terms = np.empty((len(STRIDES), len(CROPS)))
     for i, stride in enumerate(STRIDES):
         period = SLOTS // math.gcd(stride, SLOTS)  # frames before a slot repeats
         rel = (stride * np.arange(m)) % SLOTS  # slot of frame j relative to the window's first
-        groups = np.zeros((SLOTS,) + x.shape[1:])  # (SLOTS rel, crops, cells)
+        groups = np.zeros((SLOTS,) + xs.shape[1:])  # (SLOTS rel, crops, cells)
         for c in range(0, m, period):
-            groups[rel[c : c + period]] += x[c : c + period]
+            groups[rel[c : c + period]] += xs[c : c + period]
         g2 = groups * groups
         e2 = np.sum(g2, axis=(0, 2))
         den = np.sqrt(e2)  # (crops,)
         terms[i] = e2**2 / np.maximum(np.sum(g2 * g2, axis=(0, 2)), 1e-300)
-        corr = np.matmul(groups.reshape(-1, x.shape[2]).astype(np.float32), key.sync.T)
+        corr = np.matmul(groups.reshape(-1, _SYNC_CELLS).astype(np.float32), key.sync.T)
         corr = corr.reshape(SLOTS, len(CROPS), SLOTS).astype(np.float64)  # (rel, crops, slot)
         num = corr[np.arange(SLOTS)[None, :], :, phase_slot].sum(axis=1)  # (phase, crops)
         z[i] = num.T / np.maximum(den, 1e-300)[:, None]
@@ -222,7 +235,7 @@ class _Window:
     crop: int
     phase: int
     stride: int
-    weighted: np.ndarray  # (frames, GRID*GRID) weighted, clipped cell values of the chosen crop
+    weighted: np.ndarray  # (frames, PAYLOAD_GRID**2) weighted, clipped payload cells of the chosen crop
 
 
 class WatermarkDetector:
@@ -314,7 +327,7 @@ class WatermarkDetector:
             tail = _phi_sf(zb)
         else:
             tail = math.exp(-zb * zb / 2) if zb > 0 else 1.0
-        return _Window(start, zb, min(1.0, tail * z.size), int(k), int(ph), STRIDES[s], x[:, k])
+        return _Window(start, zb, min(1.0, tail * z.size), int(k), int(ph), STRIDES[s], x[:, k, _SYNC_CELLS:])
 
     def _decode(self, windows: list[_Window]) -> tuple[WatermarkPayload | None, bool, int | None, int | None, bytes]:
         key = self.key

@@ -21,14 +21,19 @@ __all__ = [
     "CHIPS",
     "EPOCH_FRAMES",
     "GRID",
+    "PAYLOAD_GRID",
     "PUBLIC_MARK_KEY",
     "SLOTS",
     "CellGrid",
     "MarkKey",
 ]
 
-#: cells per frame side: the mark is a GRID x GRID field of cells stretched over the frame
+#: cells per frame side of the sync layer: a GRID x GRID field of cells stretched over the frame
 GRID = 16
+#: cells per frame side of the payload layer: coarser (lower spatial frequency) than the sync
+#: layer because the payload needs a per-chip SNR that survives heavy compression of small frames
+#: (H.264 at CRF 28 keeps about 40 % of a 32-pixel bump on a 128-pixel frame, 20 % of a 16-pixel one)
+PAYLOAD_GRID = 8
 #: frame slots: frame ``i`` carries the chip pattern of slot ``i % SLOTS``
 SLOTS = 64
 #: the payload's frame counter is ``(frame_index // EPOCH_FRAMES) % 256``
@@ -63,7 +68,9 @@ class MarkKey:
     """
 
     seed: bytes
+    #: (SLOTS, GRID*GRID) sync signs
     sync: np.ndarray = field(init=False, repr=False)
+    #: (SLOTS, PAYLOAD_GRID**2) chip signs and chip index of every payload cell
     slot_sign: np.ndarray = field(init=False, repr=False)
     slot_chip: np.ndarray = field(init=False, repr=False)
 
@@ -74,12 +81,12 @@ class MarkKey:
             raise ValueError(f"mark key seed must be 1..1024 bytes, got {len(self.seed)}")
         seed = bytes(self.seed)
         object.__setattr__(self, "seed", seed)
-        n = GRID * GRID
-        sync = np.stack([_signs(seed, f"slot/{s}/sync", n) for s in range(SLOTS)])
-        signs = np.stack([_signs(seed, f"slot/{s}/sign", n) for s in range(SLOTS)])
+        sync = np.stack([_signs(seed, f"slot/{s}/sync", GRID * GRID) for s in range(SLOTS)])
+        n = PAYLOAD_GRID * PAYLOAD_GRID
+        signs = np.stack([_signs(seed, f"slot/{s}/psign", n) for s in range(SLOTS)])
         chips = np.empty((SLOTS, n), dtype=np.int32)
         for s in range(SLOTS):
-            order = np.argsort(np.frombuffer(_shake(seed, f"slot/{s}/order", 4 * n), dtype=">u4"), kind="stable")
+            order = np.argsort(np.frombuffer(_shake(seed, f"slot/{s}/porder", 4 * n), dtype=">u4"), kind="stable")
             chips[s, order] = CHIP_CYCLE[(s * n + np.arange(n)) % CHIP_CYCLE.size]
         for a in (sync, signs, chips):
             a.setflags(write=False)
@@ -135,15 +142,16 @@ PUBLIC_MARK_KEY = MarkKey(PUBLIC_MARK_SEED)
 
 @dataclass(frozen=True)
 class CellGrid:
-    """How the GRID x GRID cells cover a frame of ``height x width`` pixels.
+    """How ``cells x cells`` cells cover a frame of ``height x width`` pixels.
 
-    Cell ``(r, c)`` covers rows ``[r*H/GRID, (r+1)*H/GRID)`` and likewise for columns.
+    Cell ``(r, c)`` covers rows ``[r*H/cells, (r+1)*H/cells)`` and likewise for columns.
     Within a cell the mark has the shape ``sin(pi*u) * sin(pi*v)`` with ``u, v`` the
     position inside the cell in [0, 1): zero at cell borders, largest in the middle.
     """
 
     height: int
     width: int
+    cells: int
     row_cell: np.ndarray  # (H,) cell row of each pixel row
     col_cell: np.ndarray  # (W,) cell column of each pixel column
     row_bump: np.ndarray  # (H,) float32
@@ -152,18 +160,18 @@ class CellGrid:
     bump_ms: float  # mean square of ``bump``
 
 
-def _axis(n: int) -> tuple[np.ndarray, np.ndarray]:
-    u = (np.arange(n, dtype=np.float64) + 0.5) * GRID / n
-    cell = np.minimum(np.floor(u).astype(np.int64), GRID - 1)
+def _axis(n: int, cells: int) -> tuple[np.ndarray, np.ndarray]:
+    u = (np.arange(n, dtype=np.float64) + 0.5) * cells / n
+    cell = np.minimum(np.floor(u).astype(np.int64), cells - 1)
     return cell, np.sin(np.pi * (u - cell)).astype(np.float32)
 
 
 @lru_cache(maxsize=8)
-def cell_grid(height: int, width: int) -> CellGrid:
-    """The (cached) cell grid of a frame size."""
-    rc, rb = _axis(height)
-    cc, cb = _axis(width)
+def cell_grid(height: int, width: int, cells: int = GRID) -> CellGrid:
+    """The (cached) grid of ``cells x cells`` cells over a frame size."""
+    rc, rb = _axis(height, cells)
+    cc, cb = _axis(width, cells)
     bump = np.multiply.outer(rb, cb).astype(np.float32)
     for a in (rc, rb, cc, cb, bump):
         a.setflags(write=False)
-    return CellGrid(height, width, rc, cc, rb, cb, bump, float(np.mean(bump.astype(np.float64) ** 2)))
+    return CellGrid(height, width, cells, rc, cc, rb, cb, bump, float(np.mean(bump.astype(np.float64) ** 2)))
