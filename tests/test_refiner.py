@@ -18,6 +18,7 @@ from facelink.generator._refine import (
     STRIDE,
     Refiner,
     default_refiner_path,
+    edge_ramp,
     refiner_inputs,
     resolve_refiner,
 )
@@ -104,7 +105,8 @@ def test_refiner_pads_and_crops_to_any_box(tmp_path, shape):
     np.testing.assert_allclose(r, np.einsum("co,ohw->chw", wts, x) + bias[:, None, None], atol=1e-5)
     patch = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     out = ref(patch, x)
-    want = np.clip(patch + 255.0 * r.transpose(1, 2, 0), 0, 255)
+    ramp = edge_ramp(h, min(h, w))[:, None, None] * edge_ramp(w, min(h, w))[None, :, None]
+    want = np.clip(patch + 255.0 * r.transpose(1, 2, 0) * ramp, 0, 255)
     assert out.dtype == np.uint8 and np.abs(out - want).max() <= 0.5 + 1e-3
     ref.close()
 
@@ -129,6 +131,7 @@ def test_large_boxes_are_refined_at_reduced_resolution(tmp_path):
 def test_resolve_refiner(tmp_path):
     assert resolve_refiner("off") is None and resolve_refiner(None) is None
     assert resolve_refiner("on") == default_refiner_path()
+    assert resolve_refiner("int8") == default_refiner_path("int8")
     with Generator(draw_face(64, 64, posed(20.0, (32.0, 30.0))), posed(20.0, (32.0, 30.0))) as gen:
         assert gen.refiner is None  # off by default
     with pytest.raises(FileNotFoundError, match="refiner model not found"):
@@ -148,8 +151,20 @@ def test_generator_applies_the_refiner_inside_the_face_box_only(tmp_path):
     outside = np.ones(a.shape[:2], bool)
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(a[outside], b[outside])
-    want = np.clip(a[y0:y1, x0:x1].astype(np.float64) + 255 * bias, 0, 255)
+    h, w = y1 - y0, x1 - x0
+    ramp = edge_ramp(h, min(h, w))[:, None, None] * edge_ramp(w, min(h, w))[None, :, None]
+    want = np.clip(a[y0:y1, x0:x1].astype(np.float64) + 255 * bias * ramp, 0, 255)
     assert np.abs(b[y0:y1, x0:x1] - want).max() <= 1.0
+    # full strength inside, faded at the box edge: no step against the untouched pixels around it
+    assert ramp[h // 2, w // 2, 0] == 1.0 and ramp[0, w // 2, 0] < 0.25 and ramp[h // 2, 0, 0] < 0.25
+
+
+def test_edge_ramp():
+    r = edge_ramp(100, 100)  # feather 5 px
+    assert r[0] == pytest.approx(0.1) and r[4] == pytest.approx(0.9) and np.all(r[5:95] == 1.0)
+    assert np.array_equal(r, r[::-1]) and np.all(np.diff(r[:50]) >= 0)
+    small = edge_ramp(10, 10)  # at least 4 px, even when the box is small
+    assert small[0] == pytest.approx(0.125) and small[4] == 1.0
 
 
 # --------------------------------------------------------------------------- shipped model
@@ -187,11 +202,56 @@ def test_shipped_refiner_makes_bounded_changes_to_a_face(tmp_path):
     assert 0 < d.mean() < 12  # it does something, and it is a correction, not a new image
 
 
+shipped_int8 = pytest.mark.skipif(default_refiner_path("int8") is None, reason="no shipped INT8 refiner (generator/data/refiner.int8.onnx)")
+
+
+@shipped_int8
+def test_shipped_int8_refiner_is_the_fp32_one_quantized(tmp_path):
+    """Q/DQ on every convolution (per-channel int8 weights), float output layer, and on a face it
+    predicts what the FP32 network predicts to within a grey level or two."""
+    path = default_refiner_path("int8")
+    model = onnx.load(str(path))
+    ops = [n.op_type for n in model.graph.node]
+    convs = ops.count("Conv")
+    assert convs == 10 and ops.count("QuantizeLinear") == convs and ops.count("DequantizeLinear") == 2 * convs
+    assert any(i.data_type == TensorProto.INT8 and len(i.dims) == 4 for i in model.graph.initializer)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["facelink.precision"] == "int8"
+    fp32, int8 = Refiner(default_refiner_path(), backend="onnxruntime"), Refiner(path, backend="onnxruntime")
+    assert int8.info["int8"]["method"] == "percentile" and int8.info["config"] == fp32.info["config"]
+    lm = posed(80.0, (128.0, 120.0), yaw=0.1)
+    with Generator(draw_face(256, 256, lm), lm) as gen:
+        _, inputs = gen.warp_parts(posed(80.0, (130.0, 121.0), yaw=0.2, pitch=0.05))
+    a, b = fp32.residual(inputs), int8.residual(inputs)
+    assert np.abs(a).mean() * 255 > 0.5  # the network does something here
+    assert np.abs(a - b).mean() * 255 < 1.5 and np.abs(a - b).max() * 255 < 12
+    fp32.close()
+    int8.close()
+
+
+@shipped
+def test_refiner_quantizer_is_deterministic(tmp_path):
+    """`python -m facelink.train refiner-int8` is deterministic: same model and inputs, same bytes;
+    calibration inputs of any size are cropped to whole network strides."""
+    from facelink.train._quantize import quantize_refiner
+
+    rng = np.random.default_rng(0)
+    xs = [rng.random((N_INPUTS, 40 + 8 * k, 56), dtype=np.float32) for k in range(3)]
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    rec = quantize_refiner(default_refiner_path(), xs, a)
+    quantize_refiner(default_refiner_path(), xs, b)
+    assert a.read_bytes() == b.read_bytes()
+    assert rec["int8"]["calibration_inputs"] == 3 and rec["int8"]["quantized_convs"] == 10
+    assert all(v > 0 for v in rec["int8"]["ranges"].values())
+    out = Refiner(a, backend="onnxruntime").residual(xs[0])
+    assert out.shape == (3, 40, 56) and np.isfinite(out).all()
+
+
 # --------------------------------------------------------------------------- training code
 def test_training_code_exports_what_the_runtime_runs(tmp_path):
     torch = pytest.importorskip("torch", reason="training tests need the train extra (PyTorch)")
     from facelink.train._data import Sample
-    from facelink.train._model import RefinerNet, export_onnx
+    from facelink.train._model import RefinerNet
     from facelink.train._train import TrainConfig, train
 
     net = RefinerNet()

@@ -83,8 +83,9 @@ def add_refiner_argument(p) -> None:
     p.add_argument(
         "--refiner",
         default="off",
-        metavar="on|off|MODEL.onnx",
-        help="learned refinement of the warped face: on = the shipped network (experimental, see docs/generator.md); default off = pure warp",
+        metavar="on|int8|off|MODEL.onnx",
+        help="learned refinement of the warped face: on = the shipped network, int8 = its INT8 Q/DQ version "
+        "(experimental, see docs/generator.md); default off = pure warp",
     )
 
 

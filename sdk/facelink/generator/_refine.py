@@ -22,8 +22,9 @@ residual), so a 1080p face costs about what a 256x256 one does.
 
 Graph: rank-4 ops only (Conv, Relu, Resize nearest, Concat, ConvTranspose), opset 17; it runs
 through :mod:`facelink.backend` (ONNX Runtime FP32 or INT8 Q/DQ, TensorRT).  The shipped
-weights (``data/refiner.onnx``) are trained by ``python -m facelink.train`` (see
-``docs/generator.md``).
+weights (``data/refiner.onnx``) are trained by ``python -m facelink.train``, and
+``data/refiner.int8.onnx`` is their INT8 Q/DQ version (``python -m facelink.train refiner-int8``;
+see ``docs/generator.md``).
 """
 
 from __future__ import annotations
@@ -36,31 +37,39 @@ import numpy as np
 
 from ..backend import InferenceSession, create_session
 
-__all__ = ["MAX_SIDE", "N_INPUTS", "STRIDE", "Refiner", "default_refiner_path", "refiner_inputs", "resolve_refiner"]
+__all__ = ["FEATHER", "MAX_SIDE", "N_INPUTS", "STRIDE", "Refiner", "default_refiner_path", "edge_ramp", "refiner_inputs", "resolve_refiner"]
 
 N_INPUTS = 6
 #: the network downsamples by 16 (a stride-4 stem and two stride-2 stages)
 STRIDE = 16
 #: face boxes with a longer side are refined at ceil(side / MAX_SIDE) times lower resolution
 MAX_SIDE = 320
+#: the residual fades in over this share of the box's shorter side from each edge (at least 4 px),
+#: so the refined box meets the untouched reference pixels around it without a visible seam
+FEATHER = 0.05
 _DATA = Path(__file__).resolve().parent / "data"
 
 
-def default_refiner_path() -> Path | None:
-    """The shipped refiner (``generator/data/refiner.onnx``), or ``None`` if not installed."""
-    p = _DATA / "refiner.onnx"
+#: the shipped models: ``on`` = FP32, ``int8`` = its INT8 Q/DQ version (``python -m facelink.train refiner-int8``)
+_SHIPPED = {"on": "refiner.onnx", "int8": "refiner.int8.onnx"}
+
+
+def default_refiner_path(precision: str = "fp32") -> Path | None:
+    """The shipped refiner (``generator/data/refiner.onnx``, or ``refiner.int8.onnx`` for
+    ``precision="int8"``), or ``None`` if not installed."""
+    p = _DATA / _SHIPPED["int8" if precision == "int8" else "on"]
     return p if p.is_file() else None
 
 
 def resolve_refiner(refiner: str | Path | None) -> Path | None:
-    """``"on"`` → the shipped model, ``"off"``/``None`` → no refiner, anything else → a path to
-    an ONNX refiner."""
+    """``"on"`` → the shipped FP32 model, ``"int8"`` → the shipped INT8 Q/DQ model,
+    ``"off"``/``None`` → no refiner, anything else → a path to an ONNX refiner."""
     if refiner is None or refiner == "off":
         return None
-    if refiner == "on":
-        p = default_refiner_path()
-        if p is None:
-            raise FileNotFoundError("the shipped refiner (facelink/generator/data/refiner.onnx) is not installed")
+    if isinstance(refiner, str) and refiner in _SHIPPED:
+        p = _DATA / _SHIPPED[refiner]
+        if not p.is_file():
+            raise FileNotFoundError(f"the shipped refiner (facelink/generator/data/{_SHIPPED[refiner]}) is not installed")
         return p
     p = Path(refiner)
     if not p.is_file():
@@ -94,6 +103,13 @@ def refiner_inputs(
         np.clip(d, -1.0, 1.0, out=d)
     np.greater(grid[..., 1], np.float32(atlas_top), out=out[5], casting="unsafe")
     return out
+
+
+def edge_ramp(n: int, short_side: int) -> np.ndarray:
+    """(n,) float32 weights rising linearly from the edges to 1 over the feather width."""
+    width = max(4.0, FEATHER * short_side)
+    d = np.minimum(np.arange(n), np.arange(n)[::-1]) + 0.5
+    return np.minimum(1.0, d / width).astype(np.float32)
 
 
 def _linear_matrix(n_out: int, n_in: int) -> np.ndarray:
@@ -141,10 +157,13 @@ class Refiner:
         return r
 
     def __call__(self, patch: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-        """The refined ``(h, w, 3)`` uint8 face box: ``patch`` plus the predicted residual."""
+        """The refined ``(h, w, 3)`` uint8 face box: ``patch`` plus the predicted residual, faded
+        to zero at the box edges (see :data:`FEATHER`)."""
         r = self.residual(inputs)
+        h, w = patch.shape[:2]
+        fy, fx = edge_ramp(h, min(h, w)), edge_ramp(w, min(h, w))
         out = patch.astype(np.float32)
-        out += r.transpose(1, 2, 0) * np.float32(255.0)
+        out += r.transpose(1, 2, 0) * (np.float32(255.0) * fy[:, None, None] * fx[None, :, None])
         np.clip(out, 0.0, 255.0, out=out)
         out += np.float32(0.5)
         return out.astype(np.uint8)

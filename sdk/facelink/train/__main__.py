@@ -1,5 +1,8 @@
 """``python -m facelink.train refiner --out DIR``: build the data, train, export ONNX.
 
+``python -m facelink.train refiner-int8 --model PATH --out PATH``: the INT8 Q/DQ version of a
+trained refiner, calibrated on the validation persons' samples (see ``_quantize.py``).
+
 Reproducible: the data recipe, the person split and the seed are fixed and saved in
 ``DIR/loss.json`` and in the ONNX metadata; the per-clip samples are cached in
 ``DIR/../cache`` (or ``--cache``), so a second run trains straight away.
@@ -14,6 +17,8 @@ import sys
 import zlib
 from pathlib import Path
 
+_DATA = Path(__file__).resolve().parents[1] / "generator" / "data"
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m facelink.train", description="train FaceLink's learned refiner")
@@ -27,17 +32,19 @@ def main(argv=None) -> int:
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--max-clips", type=int, default=0, help="use only the first N training clips (smoke runs)")
     r.add_argument("--install", action="store_true", help="copy the result over the shipped model (sdk/facelink/generator/data/refiner.onnx)")
+    q = sub.add_parser("refiner-int8", help="INT8 Q/DQ version of a trained refiner, calibrated on the validation persons")
+    q.add_argument("--model", type=Path, default=_DATA / "refiner.onnx", help="FP32 refiner (default: the shipped one)")
+    q.add_argument("--out", type=Path, required=True, help="where to write the INT8 ONNX model")
+    q.add_argument("--cache", type=Path, default=Path("runs/cache"), help="sample cache (default: runs/cache)")
+    q.add_argument("--method", choices=["percentile", "minmax", "entropy"], default="percentile")
+    q.add_argument("--inputs", type=int, default=120, help="calibration inputs, spread over the validation clips")
+    q.add_argument("--threads", type=int, default=2)
+    q.add_argument("--install", action="store_true", help="copy the result to sdk/facelink/generator/data/refiner.int8.onnx")
     args = ap.parse_args(argv)
 
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("error: training needs PyTorch: pip install 'facelink[train]'", file=sys.stderr)
-        return 2
     from ..datasets import real_clips, split_clips
     from ..face import create_models
     from ._data import Recipe, load_samples
-    from ._train import TrainConfig, train
 
     clips = real_clips()
     if not clips:
@@ -48,9 +55,34 @@ def main(argv=None) -> int:
     val_persons = {c.person for c in train_clips if zlib.crc32(c.person.encode()) % 8 == 0}
     fit_clips = [c for c in train_clips if c.person not in val_persons]
     val_clips = [c for c in train_clips if c.person in val_persons]
+    recipe = Recipe()
+    if args.what == "refiner-int8":
+        from ._quantize import quantize_refiner
+
+        if not args.model.is_file():
+            print(f"error: refiner model not found: {args.model}", file=sys.stderr)
+            return 2
+        models = create_models("onnxruntime", threads=args.threads)
+        val = load_samples(val_clips, recipe, args.cache, models)
+        picked = val[:: max(1, len(val) // args.inputs)][: args.inputs]
+        record = quantize_refiner(args.model, [s.inputs for s in picked], args.out, method=args.method)
+        print(json.dumps({"model": str(args.out), "bytes": args.out.stat().st_size, "method": args.method,
+                          "calibration_inputs": record["int8"]["calibration_inputs"]}))  # fmt: skip
+        if args.install:
+            dst = _DATA / "refiner.int8.onnx"
+            shutil.copyfile(args.out, dst)
+            print(f"installed {dst}")
+        return 0
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("error: training needs PyTorch: pip install 'facelink[train]'", file=sys.stderr)
+        return 2
+    from ._train import TrainConfig, train
+
     if args.max_clips:
         fit_clips, val_clips = fit_clips[: args.max_clips], val_clips[:1]
-    recipe = Recipe()
     cache = args.cache or args.out.parent / "cache"
     models = create_models("onnxruntime", threads=args.threads)
     print(f"data: {len(fit_clips)} training clips, {len(val_clips)} validation clips "
@@ -68,7 +100,7 @@ def main(argv=None) -> int:
     onnx_path = train(cfg, samples, val, args.out, record)
     print(json.dumps({"model": str(onnx_path), "bytes": onnx_path.stat().st_size}))
     if args.install:
-        dst = Path(__file__).resolve().parents[1] / "generator" / "data" / "refiner.onnx"
+        dst = _DATA / "refiner.onnx"
         shutil.copyfile(onnx_path, dst)
         print(f"installed {dst}")
     return 0
