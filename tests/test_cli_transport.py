@@ -282,12 +282,22 @@ def test_send_to_receive_end_to_end(tmp_path, capsys, keys, clip, face_models):
 # ---------------------------------------------------------------- Ctrl-C: a clean end on both sides
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C handled normally, even when this test run was started
+    in the background with SIGINT ignored (a shell's ``cmd &``), which the child would inherit."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _facelink_subprocess(argv):
     import subprocess
     import sys
 
     code = "import sys; from facelink.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
 
 
 def test_receiver_ctrl_c_prints_its_summary_and_exits_0(tmp_path, keys):
