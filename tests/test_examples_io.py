@@ -6,13 +6,13 @@ what the receiver rendered."""
 from __future__ import annotations
 
 import importlib.util
-import socket
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from facelink.cli import build_parser, main
+from facelink.cli import build_parser
+from test_cli_transport import _free_port, keys  # noqa: F401 - shared port helper and key fixture
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 IO_EXAMPLES = [
@@ -85,20 +85,6 @@ def _namespace(mod, argv):
 
 # ------------------------------------------------------------------ end to end: minimal sender -> minimal receiver -> verify_clip
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def keys(tmp_path):
-    kd, td = tmp_path / "keys", tmp_path / "trust"
-    assert main(["keys", "generate", "tx", "--dir", str(kd)]) == 0
-    assert main(["keys", "generate", "rx", "--dir", str(kd)]) == 0
-    assert main(["keys", "trust", str(kd / "tx.pub"), "--dir", str(td)]) == 0
-    return kd, td
 
 
 def test_minimal_sender_to_minimal_receiver_then_verify_clip(tmp_path, keys, portrait, face_models, capsys):

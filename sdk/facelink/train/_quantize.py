@@ -18,16 +18,15 @@ import numpy as np
 import onnx
 
 from ..calibration._ranges import compute_ranges
+from ..generator._refine import STRIDE
 from ..models._quantize import plan_quantization, quantize_model
 
 __all__ = ["quantize_refiner"]
 
-_STRIDE = 16
-
 
 def _crop(x: np.ndarray) -> np.ndarray:
     """The largest top-left window of a (6, h, w) input whose sides are multiples of the stride."""
-    h, w = (x.shape[1] // _STRIDE) * _STRIDE, (x.shape[2] // _STRIDE) * _STRIDE
+    h, w = (x.shape[1] // STRIDE) * STRIDE, (x.shape[2] // STRIDE) * STRIDE
     return np.ascontiguousarray(x[:, :h, :w], dtype=np.float32)
 
 
