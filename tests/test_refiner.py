@@ -35,8 +35,8 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.delenv("FACELINK_BACKEND", raising=False)
 
 
-def linear_refiner(path, weights: np.ndarray, bias: np.ndarray, stride_check: bool = True) -> str:
-    """A 1x1 convolution refiner: residual = weights @ inputs + bias (per pixel).
+def linear_refiner(path, weights: np.ndarray, bias: np.ndarray, stride_check: bool = True, flow_bias=(0.0, 0.0), outputs=("flow", "residual")) -> str:
+    """A 1x1 convolution refiner: residual = weights @ inputs + bias (per pixel), flow = ``flow_bias``.
 
     With ``stride_check`` it also fails (at run time) on sizes that are not multiples of
     STRIDE, like the real network: a MaxPool with kernel = stride = STRIDE and no padding,
@@ -44,8 +44,13 @@ def linear_refiner(path, weights: np.ndarray, bias: np.ndarray, stride_check: bo
     """
     w = helper.make_tensor("w", TensorProto.FLOAT, [3, N_INPUTS, 1, 1], weights.astype(np.float32).ravel().tolist())
     b = helper.make_tensor("b", TensorProto.FLOAT, [3], bias.astype(np.float32).ravel().tolist())
-    nodes = [helper.make_node("Conv", ["inputs", "w", "b"], ["residual"] if not stride_check else ["lin"])]
-    inits = [w, b]
+    fw = helper.make_tensor("fw", TensorProto.FLOAT, [2, N_INPUTS, 1, 1], [0.0] * (2 * N_INPUTS))
+    fb = helper.make_tensor("fb", TensorProto.FLOAT, [2], [float(v) for v in flow_bias])
+    nodes = [
+        helper.make_node("Conv", ["inputs", "w", "b"], ["residual"] if not stride_check else ["lin"]),
+        helper.make_node("Conv", ["inputs", "fw", "fb"], [outputs[0]]),
+    ]
+    inits = [w, b, fw, fb]
     if stride_check:
         nodes += [
             helper.make_node("Conv", ["inputs", "w", "b"], ["c"]),
@@ -62,7 +67,10 @@ def linear_refiner(path, weights: np.ndarray, bias: np.ndarray, stride_check: bo
         nodes,
         "test_refiner",
         [helper.make_tensor_value_info("inputs", TensorProto.FLOAT, [1, N_INPUTS, "h", "w"])],
-        [helper.make_tensor_value_info("residual", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [
+            helper.make_tensor_value_info(outputs[0], TensorProto.FLOAT, [1, 2, "h", "w"]),
+            helper.make_tensor_value_info("residual", TensorProto.FLOAT, [1, 3, "h", "w"]),
+        ],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -100,8 +108,8 @@ def test_refiner_pads_and_crops_to_any_box(tmp_path, shape):
     ref = Refiner(linear_refiner(tmp_path / "lin.onnx", wts, bias), backend="onnxruntime")
     h, w = shape
     x = rng.uniform(-1, 1, (N_INPUTS, h, w)).astype(np.float32)
-    r = ref.residual(x)
-    assert r.shape == (3, h, w)
+    flow, r = ref.predict(x)
+    assert r.shape == (3, h, w) and flow.shape == (2, h, w) and not flow.any()
     np.testing.assert_allclose(r, np.einsum("co,ohw->chw", wts, x) + bias[:, None, None], atol=1e-5)
     patch = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     out = ref(patch, x)
@@ -119,13 +127,45 @@ def test_large_boxes_are_refined_at_reduced_resolution(tmp_path):
     h, w = MAX_SIDE * 2 + 30, MAX_SIDE + 7
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     x = np.stack([np.sin(xx / 40), np.cos(yy / 50), xx / w, yy / h - 0.5, xx / w - 0.5, (yy > h / 2)]).astype(np.float32)
-    r = ref.residual(x)
+    flow, r = ref.predict(x)
     full = np.einsum("co,ohw->chw", wts, x)
     assert r.shape == full.shape
     err = np.abs(r - full)
     assert np.median(err) < 2e-3
     assert err[:, : h // 2 - 8].max() < 0.02  # away from the step in channel 5
     ref.close()
+    # the flow comes back in full-resolution pixels: a network that moves by 1.5 of its own
+    # (reduced) pixels moves by 1.5 f of the box's
+    f = -(-h // MAX_SIDE)
+    moving = Refiner(linear_refiner(tmp_path / "mv.onnx", wts, np.zeros(3), flow_bias=(1.5, -0.5)), backend="onnxruntime")
+    flow, _ = moving.predict(x)
+    np.testing.assert_allclose(flow[0], 1.5 * f, atol=1e-4)
+    np.testing.assert_allclose(flow[1], -0.5 * f, atol=1e-4)
+    moving.close()
+
+
+def test_refiner_flow_moves_the_warped_face(tmp_path):
+    """Flow (+2, -1) px: each output pixel is the patch's pixel 2 right and 1 up (edges clamped),
+    faded in at the box edge like the residual."""
+    rng = np.random.default_rng(3)
+    h, w = 60, 80
+    patch = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    x = rng.uniform(0, 1, (N_INPUTS, h, w)).astype(np.float32)
+    ref = Refiner(linear_refiner(tmp_path / "mv.onnx", np.zeros((3, N_INPUTS)), np.zeros(3), flow_bias=(2.0, -1.0)), backend="onnxruntime")
+    out = ref(patch, x).astype(np.float64)
+    ys, xs = np.clip(np.arange(h) - 1, 0, h - 1), np.clip(np.arange(w) + 2, 0, w - 1)
+    moved = patch[ys][:, xs].astype(np.float64)
+    ramp = edge_ramp(h, min(h, w))[:, None, None] * edge_ramp(w, min(h, w))[None, :, None]
+    want = patch + ramp * (moved - patch)
+    assert np.abs(out - want).max() <= 1.0
+    assert np.array_equal(out[10:-10, 10:-10], moved[10:-10, 10:-10])
+    ref.close()
+
+
+def test_refiner_rejects_a_model_of_another_shape(tmp_path):
+    path = linear_refiner(tmp_path / "old.onnx", np.zeros((3, N_INPUTS)), np.zeros(3), outputs=("motion", "residual"))
+    with pytest.raises(ValueError, match="not a FaceLink refiner"):
+        Refiner(path, backend="onnxruntime")
 
 
 def test_resolve_refiner(tmp_path):
@@ -177,7 +217,7 @@ def test_shipped_refiner_is_small_rank4_and_documented():
     assert path.stat().st_size < 10 * 2**20
     model = onnx.load(str(path))
     ops = {n.op_type for n in model.graph.node}
-    assert ops <= {"Conv", "Relu", "Resize", "Concat", "ConvTranspose", "Constant", "Shape", "Gather", "Cast", "Unsqueeze", "Slice", "Mul", "Div", "Floor"}
+    assert ops <= {"Conv", "Relu", "Resize", "Concat", "ConvTranspose", "Constant", "Shape", "Gather", "Cast", "Unsqueeze", "Slice", "Mul", "Sub", "Div", "Floor"}
     for vi in list(model.graph.input) + list(model.graph.output):
         assert len(vi.type.tensor_type.shape.dim) == 4
     info = Refiner(path, backend="onnxruntime").info
@@ -207,24 +247,26 @@ shipped_int8 = pytest.mark.skipif(default_refiner_path("int8") is None, reason="
 
 @shipped_int8
 def test_shipped_int8_refiner_is_the_fp32_one_quantized(tmp_path):
-    """Q/DQ on every convolution (per-channel int8 weights), float output layer, and on a face it
-    predicts what the FP32 network predicts to within a grey level or two."""
+    """Q/DQ on every convolution but the flow head (per-channel int8 weights), float output
+    layers, and on a face it predicts what the FP32 network predicts to within a grey level or
+    two and a tenth of a pixel."""
     path = default_refiner_path("int8")
     model = onnx.load(str(path))
     ops = [n.op_type for n in model.graph.node]
-    convs = ops.count("Conv")
-    assert convs == 10 and ops.count("QuantizeLinear") == convs and ops.count("DequantizeLinear") == 2 * convs
+    convs = ops.count("Conv")  # 10 quantized, the flow head float
+    assert convs == 11 and ops.count("QuantizeLinear") == convs - 1 and ops.count("DequantizeLinear") == 2 * (convs - 1)
     assert any(i.data_type == TensorProto.INT8 and len(i.dims) == 4 for i in model.graph.initializer)
     props = {p.key: p.value for p in model.metadata_props}
-    assert props["facelink.precision"] == "int8"
+    assert props["facelink.precision"] == "int8" and "flow head" in props["facelink.float_nodes"]
     fp32, int8 = Refiner(default_refiner_path(), backend="onnxruntime"), Refiner(path, backend="onnxruntime")
     assert int8.info["int8"]["method"] == "percentile" and int8.info["config"] == fp32.info["config"]
     lm = posed(80.0, (128.0, 120.0), yaw=0.1)
     with Generator(draw_face(256, 256, lm), lm) as gen:
         _, inputs = gen.warp_parts(posed(80.0, (130.0, 121.0), yaw=0.2, pitch=0.05))
-    a, b = fp32.residual(inputs), int8.residual(inputs)
-    assert np.abs(a).mean() * 255 > 0.5  # the network does something here
+    (fa, a), (fb, b) = fp32.predict(inputs), int8.predict(inputs)
+    assert np.abs(a).mean() * 255 > 0.5 and np.abs(fa).mean() > 0.05  # the network does something here
     assert np.abs(a - b).mean() * 255 < 1.5 and np.abs(a - b).max() * 255 < 12
+    assert np.abs(fa - fb).mean() < 0.1 and np.abs(fa - fb).max() < 1.0  # pixels
     fp32.close()
     int8.close()
 
@@ -243,8 +285,8 @@ def test_refiner_quantizer_is_deterministic(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     assert rec["int8"]["calibration_inputs"] == 3 and rec["int8"]["quantized_convs"] == 10
     assert all(v > 0 for v in rec["int8"]["ranges"].values())
-    out = Refiner(a, backend="onnxruntime").residual(xs[0])
-    assert out.shape == (3, 40, 56) and np.isfinite(out).all()
+    flow, out = Refiner(a, backend="onnxruntime").predict(xs[0])
+    assert out.shape == (3, 40, 56) and flow.shape == (2, 40, 56) and np.isfinite(out).all() and np.isfinite(flow).all()
 
 
 # --------------------------------------------------------------------------- training code
@@ -256,7 +298,8 @@ def test_training_code_exports_what_the_runtime_runs(tmp_path):
 
     net = RefinerNet()
     x = torch.rand(1, N_INPUTS, 48, 64)
-    assert float(net(x).abs().max()) == 0.0  # untrained = identity (the last layer starts at 0)
+    flow0, res0 = net(x)
+    assert float(flow0.abs().max()) == 0.0 and float(res0.abs().max()) == 0.0  # untrained = identity (both heads start at 0)
     rng = np.random.default_rng(0)
     samples = []
     for k in range(6):
@@ -269,10 +312,22 @@ def test_training_code_exports_what_the_runtime_runs(tmp_path):
     ref = Refiner(path, backend="onnxruntime")
     assert ref.info["config"]["steps"] == 60
     inp = samples[0].inputs.astype(np.float32)
-    r = ref.residual(inp)
+    flow, r = ref.predict(inp)
     net.load_state_dict(torch.load(tmp_path / "run" / "refiner.pt"))
     padded = np.pad(inp, ((0, 0), (0, -70 % STRIDE), (0, -90 % STRIDE)), mode="edge")
     with torch.no_grad():
-        want = net.eval()(torch.from_numpy(padded[None]))[0, :, :70, :90].numpy()
+        want_flow, want = (t[0, :, :70, :90].numpy() for t in net.eval()(torch.from_numpy(padded[None])))
     np.testing.assert_allclose(r, want, atol=1e-4)
+    np.testing.assert_allclose(flow, want_flow, atol=1e-4)
     assert r.mean() > 0.01  # it learned to brighten
+    # the runtime composes flow and residual as training did (up to the uint8 rounding of the resample)
+    patch = np.clip(inp[:3].transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
+    inp[:3] = patch.transpose(2, 0, 1) / 255.0
+    from facelink.train._model import apply
+
+    with torch.no_grad():
+        f, rr = (torch.from_numpy(a[None]) for a in ref.predict(inp))
+        trained = apply(torch.from_numpy(inp[None, :3]), f, rr)[0].numpy().transpose(1, 2, 0) * 255
+    got = ref(patch, inp).astype(np.float64)
+    inner = np.s_[5:-5, 5:-5]  # the runtime fades the change at the box edge
+    assert np.abs(got[inner] - trained[inner]).max() <= 1.5

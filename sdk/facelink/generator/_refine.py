@@ -15,12 +15,16 @@ tensor over the generator's face box:
        scale (about its inter-ocular distance), clipped to [-1, 1];
   5    1 where the pixel was sampled from the mouth or eye atlases (synthesised interiors).
 
-Output ``residual`` ``(1, 3, H, W)`` float32 in RGB [0, 1] units, added to the warp.  H and W
-must be multiples of :data:`STRIDE`; the face box is edge-padded to that.  Boxes larger than
-:data:`MAX_SIDE` are refined at a lower resolution (area-averaged inputs, bilinearly upsampled
-residual), so a 1080p face costs about what a 256x256 one does.
+Outputs, both ``(1, C, H, W)`` float32 over the same box: ``flow`` (C = 2) a correction of the
+warp's motion in output pixels (x, y), and ``residual`` (C = 3) RGB in [0, 1] units.  The
+refined face is the warped face resampled at each pixel plus its flow (bilinear, edges
+clamped; the warp's own GridSample graph, :mod:`._warp`), plus the residual; the change fades
+in over the box's outer edge (:data:`FEATHER`).  H and W must be multiples of :data:`STRIDE`;
+the face box is edge-padded to that.  Boxes larger than :data:`MAX_SIDE` are refined at a lower
+resolution (area-averaged inputs, bilinearly upsampled flow and residual), so a 1080p face
+costs about what a 256x256 one does.
 
-Graph: rank-4 ops only (Conv, Relu, Resize nearest, Concat, ConvTranspose), opset 17; it runs
+Graph: rank-4 ops only (Conv, Relu, Resize, Concat, ConvTranspose, Mul), opset 17; it runs
 through :mod:`facelink.backend` (ONNX Runtime FP32 or INT8 Q/DQ, TensorRT).  The shipped
 weights (``data/refiner.onnx``) are trained by ``python -m facelink.train``, and
 ``data/refiner.int8.onnx`` is their INT8 Q/DQ version (``python -m facelink.train refiner-int8``;
@@ -36,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import InferenceSession, create_session
+from ._warp import warp_model_path
 
 __all__ = ["FEATHER", "MAX_SIDE", "N_INPUTS", "STRIDE", "Refiner", "default_refiner_path", "edge_ramp", "refiner_inputs", "resolve_refiner"]
 
@@ -130,14 +135,20 @@ class Refiner:
     def __init__(self, model_path: str | Path, backend: str = "auto", threads: int | None = None) -> None:
         self.model_path = Path(model_path)
         self.session: InferenceSession = create_session(self.model_path, backend=backend, threads=threads)
+        names = {o.name for o in self.session.outputs}
+        if names != {"flow", "residual"} or [i.name for i in self.session.inputs] != ["inputs"]:
+            self.session.close()
+            raise ValueError(f"{self.model_path} is not a FaceLink refiner (input 'inputs', outputs 'flow' and 'residual')")
+        self._resample: InferenceSession = create_session(warp_model_path(), backend=backend, threads=threads)
         self.info = _read_info(self.model_path)
 
     @property
     def backend(self) -> str:
         return self.session.backend
 
-    def residual(self, inputs: np.ndarray) -> np.ndarray:
-        """``(3, h, w)`` float32 residual for ``(6, h, w)`` inputs of any size (padded/scaled here)."""
+    def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(flow (2, h, w), residual (3, h, w))`` float32 for ``(6, h, w)`` inputs of any size
+        (padded and, above :data:`MAX_SIDE`, scaled here)."""
         _, h, w = inputs.shape
         f = max(1, math.ceil(max(h, w) / MAX_SIDE))
         if f > 1:  # area-average by f (after edge padding to a multiple of f)
@@ -150,26 +161,41 @@ class Refiner:
         ph, pw = -sh % STRIDE, -sw % STRIDE
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="edge")
-        r = self.session.run({"inputs": np.ascontiguousarray(x[None])})["residual"][0, :, :sh, :sw]
+        out = self.session.run({"inputs": np.ascontiguousarray(x[None])})
+        flow, r = out["flow"][0, :, :sh, :sw], out["residual"][0, :, :sh, :sw]
         if f > 1:
             ry, rx = _linear_matrix(h, sh), _linear_matrix(w, sw)
+            flow = np.einsum("yh,chw,xw->cyx", ry, flow * np.float32(f), rx, optimize=True)
             r = np.einsum("yh,chw,xw->cyx", ry, r, rx, optimize=True)
-        return r
+        return np.ascontiguousarray(flow), np.ascontiguousarray(r)
 
     def __call__(self, patch: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-        """The refined ``(h, w, 3)`` uint8 face box: ``patch`` plus the predicted residual, faded
-        to zero at the box edges (see :data:`FEATHER`)."""
-        r = self.residual(inputs)
+        """The refined ``(h, w, 3)`` uint8 face box: ``patch`` resampled along the predicted flow
+        plus the predicted residual, the change faded to zero at the box edges (:data:`FEATHER`)."""
+        flow, r = self.predict(inputs)
         h, w = patch.shape[:2]
+        grid = np.empty((1, h, w, 2), np.float32)
+        sx, sy = np.float32(2.0 / max(w - 1, 1)), np.float32(2.0 / max(h - 1, 1))
+        np.multiply(np.arange(w, dtype=np.float32)[None, :] + flow[0], sx, out=grid[0, ..., 0])
+        np.multiply(np.arange(h, dtype=np.float32)[:, None] + flow[1], sy, out=grid[0, ..., 1])
+        grid -= np.float32(1.0)
+        source = np.ascontiguousarray(patch.transpose(2, 0, 1)[None], dtype=np.float32)
+        moved = self._resample.run({"source": source, "grid": grid})["image"][0]
         fy, fx = edge_ramp(h, min(h, w)), edge_ramp(w, min(h, w))
-        out = patch.astype(np.float32)
-        out += r.transpose(1, 2, 0) * (np.float32(255.0) * fy[:, None, None] * fx[None, :, None])
-        np.clip(out, 0.0, 255.0, out=out)
-        out += np.float32(0.5)
-        return out.astype(np.uint8)
+        ramp = fy[:, None, None] * fx[None, :, None]
+        base = patch.astype(np.float32)
+        change = moved.astype(np.float32)
+        change += r.transpose(1, 2, 0) * np.float32(255.0)
+        change -= base
+        change *= ramp
+        base += change
+        np.clip(base, 0.0, 255.0, out=base)
+        base += np.float32(0.5)
+        return base.astype(np.uint8)
 
     def close(self) -> None:
         self.session.close()
+        self._resample.close()
 
 
 def _read_info(path: Path) -> dict:

@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     r.add_argument("--batch", type=int, default=16)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--crop", type=int, help="training crop side in pixels (default: TrainConfig.crop)")
+    r.add_argument("--w-grad", type=float, help="weight of the image-gradient loss (default: TrainConfig.w_grad)")
     r.add_argument("--max-clips", type=int, default=0, help="use only the first N training clips (smoke runs)")
     r.add_argument("--install", action="store_true", help="copy the result over the shipped model (sdk/facelink/generator/data/refiner.onnx)")
     q = sub.add_parser("refiner-int8", help="INT8 Q/DQ version of a trained refiner, calibrated on the validation persons")
@@ -90,7 +92,8 @@ def main(argv=None) -> int:
     samples = load_samples(fit_clips, recipe, cache, models)
     val = load_samples(val_clips, recipe, cache, models)
     val = val[:: max(1, len(val) // 60)]
-    cfg = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed, threads=args.threads)
+    extra = {k: v for k, v in (("crop", args.crop), ("w_grad", args.w_grad)) if v is not None}
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed, threads=args.threads, **extra)
     record = {
         "recipe": recipe.__dict__,
         "train_clips": [c.rel for c in fit_clips],

@@ -107,9 +107,15 @@ def load_samples(clips, recipe: Recipe, cache_dir: Path, models, log=print) -> l
 
 
 def _generator_version() -> str:
-    """Hash of the generator's sources and mesh (samples depend on them)."""
+    """Hash of the warp's sources and mesh, and of the refiner's input function (samples
+    depend on them; the rest of ``_refine.py``, the network's runtime, does not change them)."""
+    import inspect
+
+    from ..generator import _refine
+
     root = Path(__file__).resolve().parents[1] / "generator"
     h = hashlib.sha256()
-    for name in ("_generator.py", "_refine.py", "_atlas.py", "_raster.py", "_warp.py", "_mesh.py", "data/mesh.npz"):
+    for name in ("_generator.py", "_atlas.py", "_raster.py", "_warp.py", "_mesh.py", "data/mesh.npz"):
         h.update((root / name).read_bytes())
+    h.update(inspect.getsource(_refine.refiner_inputs).encode())
     return h.hexdigest()[:12]

@@ -4,7 +4,8 @@ Losses, all computable without any pretrained network:
   * L1 on RGB (the bulk of the pixel fidelity);
   * 1 - SSIM on luma (11x11 Gaussian window, as the evaluation computes it): structure;
   * L1 between image gradients (finite differences): keeps edges sharp where L1 alone blurs;
-  * a small L1 penalty on the residual itself: change only what the warp cannot explain.
+  * small L1 penalties on the residual and on the flow correction themselves: change only
+    what the warp cannot explain.
 
 Samples are random ``crop``x``crop`` windows of the face boxes (the network is fully
 convolutional), with horizontal flips (the x flow channel changes sign) and a brightness /
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ._data import Sample
-from ._model import RefinerNet, export_onnx
+from ._model import RefinerNet, apply, export_onnx
 
 __all__ = ["TrainConfig", "train"]
 
@@ -42,6 +43,7 @@ class TrainConfig:
     w_ssim: float = 0.5
     w_grad: float = 0.5
     w_residual: float = 0.02
+    w_flow: float = 0.002  # per pixel of correction
     threads: int = 2
     log_every: int = 100
 
@@ -111,32 +113,35 @@ class _Batches:
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def _loss(cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    out = (x[:, :3] + r).clamp(0, 1)
+def _loss(cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, flow: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    out = apply(x[:, :3], flow, r)
     l1 = (out - y).abs().mean()
     ss = 1 - ssim_luma(out, y)
     gr = _grad_l1(out, y)
     rr = r.abs().mean()
-    total = cfg.w_l1 * l1 + cfg.w_ssim * ss + cfg.w_grad * gr + cfg.w_residual * rr
-    return total, {k: float(v.detach()) for k, v in (("loss", total), ("l1", l1), ("1-ssim", ss), ("grad", gr), ("residual", rr))}
+    ff = flow.abs().mean()
+    total = cfg.w_l1 * l1 + cfg.w_ssim * ss + cfg.w_grad * gr + cfg.w_residual * rr + cfg.w_flow * ff
+    parts = (("loss", total), ("l1", l1), ("1-ssim", ss), ("grad", gr), ("residual", rr), ("flow_px", ff))
+    return total, {k: float(v.detach()) for k, v in parts}
 
 
 @torch.no_grad()
 def evaluate(net: RefinerNet, samples: list[Sample]) -> dict:
-    """Mean L1 and luma SSIM of warp-only vs refined over whole face boxes."""
+    """Mean L1, luma SSIM and PSNR of warp-only vs refined over whole face boxes."""
     net.eval()
-    acc = {"l1_warp": 0.0, "l1_refined": 0.0, "ssim_warp": 0.0, "ssim_refined": 0.0}
+    acc = {"l1_warp": 0.0, "l1_refined": 0.0, "ssim_warp": 0.0, "ssim_refined": 0.0, "psnr_warp": 0.0, "psnr_refined": 0.0}
     for s in samples:
         x = torch.from_numpy(s.inputs.astype(np.float32))[None]
         y = torch.from_numpy(s.target.astype(np.float32) / 255.0)[None]
         h, w = x.shape[2:]
         ph, pw = -h % 16, -w % 16
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        out = (x[:, :3] + net(xp)[:, :, :h, :w]).clamp(0, 1)
-        acc["l1_warp"] += float((x[:, :3] - y).abs().mean())
-        acc["l1_refined"] += float((out - y).abs().mean())
-        acc["ssim_warp"] += float(ssim_luma(x[:, :3], y))
-        acc["ssim_refined"] += float(ssim_luma(out, y))
+        flow, r = net(xp)
+        out = apply(x[:, :3], flow[:, :, :h, :w], r[:, :, :h, :w])
+        for name, img in (("warp", x[:, :3]), ("refined", out)):
+            acc[f"l1_{name}"] += float((img - y).abs().mean())
+            acc[f"ssim_{name}"] += float(ssim_luma(img, y))
+            acc[f"psnr_{name}"] += float(-10 * torch.log10(((img - y) ** 2).mean().clamp_min(1e-10)))
     net.train()
     return {k: v / max(1, len(samples)) for k, v in acc.items()}
 
@@ -157,8 +162,8 @@ def train(cfg: TrainConfig, samples: list[Sample], val: list[Sample], out_dir: P
     run: dict[str, float] = {}
     for step in range(1, cfg.steps + 1):
         x, y = batches(cfg.batch)
-        r = net(x)
-        loss, parts = _loss(cfg, x, y, r)
+        flow, r = net(x)
+        loss, parts = _loss(cfg, x, y, flow, r)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
