@@ -48,16 +48,19 @@ HEADER = SessionHeader(
     pred_scales=bytes([18, 18, 18, 21, 21, 10, 16, 16]),
     reference_digest=b"\x42" * 32,
     reference_size=200,
+    version=1,
 )
+# a version-1 stream: the container does not depend on the packet version, and this vector
+# predates version 2 (old files must keep reading)
 PACKETS = [
     HEADER,
-    ReferenceChunk(b"\x42" * 8, 0, 2, bytes(range(150))),
-    ReferenceChunk(b"\x42" * 8, 1, 2, bytes(range(50))),
-    KeyFrame.from_values(0, 0, [10, -20, 3, 60, -5, 2, 9, -9], HEADER.key_scales),
-    PredictedFrame.from_values(1, 0, [1, 0, 0, -1, 0, 0, 2, 0], HEADER.pred_scales),
-    NoFace(2),
-    PredictedFrame.from_values(3, 1, [0] * 8, HEADER.pred_scales),
-    End(3, 4),
+    ReferenceChunk(b"\x42" * 8, 0, 2, bytes(range(150)), version=1),
+    ReferenceChunk(b"\x42" * 8, 1, 2, bytes(range(50)), version=1),
+    KeyFrame.from_values(0, 0, [10, -20, 3, 60, -5, 2, 9, -9], HEADER.key_scales, version=1),
+    PredictedFrame.from_values(1, 0, [1, 0, 0, -1, 0, 0, 2, 0], HEADER.pred_scales, version=1),
+    NoFace(2, version=1),
+    PredictedFrame.from_values(3, 1, [0] * 8, HEADER.pred_scales, version=1),
+    End(3, 4, version=1),
 ]
 RECORDS = [bytes(p) for p in PACKETS]
 
@@ -93,7 +96,7 @@ CORRUPT: dict[str, tuple[bytes, str]] = {
     "truncated_magic_flk.bin": (FLK_MAGIC[:5], "flk truncated: file magic needs 3 more bytes"),
     "bad_magic_flk.bin": (b"\x89PNG\r\n\x1a\n" + b"\x01\x00", "not a .flk file: bad magic 89504e470d0a1a0a"),
     "truncated_record_flk.bin": (
-        FLK_MAGIC + b"\x0a" + bytes(End(1, 2)) + b"\x0a" + bytes(End(1, 2))[:4],
+        FLK_MAGIC + b"\x0a" + bytes(End(1, 2, version=1)) + b"\x0a" + bytes(End(1, 2, version=1))[:4],
         "flk truncated: record 1 at offset 19 needs 6 more bytes",
     ),
     "truncated_length_flk.bin": (
@@ -109,7 +112,7 @@ CORRUPT: dict[str, tuple[bytes, str]] = {
         "flk record 0 at offset 8: length exceeds 1048576 bytes",
     ),
     "nonminimal_length_flk.bin": (
-        FLK_MAGIC + b"\x8a\x00" + bytes(End(1, 2)),
+        FLK_MAGIC + b"\x8a\x00" + bytes(End(1, 2, version=1)),
         "flk record 0 at offset 8: length varint is not minimally encoded",
     ),
     "empty_record_flk.bin": (FLK_MAGIC + b"\x00", "flk record 0 at offset 8: empty record"),
@@ -132,7 +135,7 @@ def test_corrupt_files_raise_exact_messages(name: str, tmp_path: Path) -> None:
 def test_valid_records_before_an_error_are_yielded() -> None:
     data, _ = CORRUPT["truncated_record_flk.bin"]
     records = iter_flk(io.BytesIO(data))
-    assert next(records) == bytes(End(1, 2))
+    assert next(records) == bytes(End(1, 2, version=1))
     with pytest.raises(InvalidPacket):
         next(records)
 

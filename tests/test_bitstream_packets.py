@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,8 @@ from hypothesis import strategies as st
 
 from facelink.bitstream import (
     BITSTREAM_VERSION,
+    EYE_TAG,
+    EyeChannels,
     MAX_FRAME_PAYLOAD,
     End,
     KeyFrame,
@@ -56,6 +59,7 @@ HEADER = SessionHeader(
     reference_digest=hashlib.sha256(b"facelink reference").digest(),
     reference_size=34567,
     extensions=((0x01, b"\x01\x02\x03"), (0xC0, b"future")),
+    version=1,
 )
 MINIMAL_HEADER = SessionHeader(
     session_id=bytes(16),
@@ -70,6 +74,7 @@ MINIMAL_HEADER = SessionHeader(
     steps=(1.0, 1.0, 1.0, 1.0),
     key_scales=bytes(6),
     pred_scales=bytes(6),
+    version=1,
 )
 KEY_VALUES = [12, -30, 4, 150, -75, 40, 3, -2, 0, 7, -9, 11, 25, -1, 0, 5, -18, 2, 33, -6, 1, -44]
 PRED_VALUES = [1, 0, -1, 0, 0, 2, 0, 0, -1, 1, 0, 0, 0, -2, 0, 1, 0, 0, 0, -1, 0, 0]
@@ -78,13 +83,13 @@ GOLDEN: dict[str, Packet] = {
     "session_header.bin": HEADER,
     "session_header_minimal.bin": MINIMAL_HEADER,
     "reference_chunk.bin": ReferenceChunk(
-        digest_prefix=HEADER.reference_digest[:8], index=2, count=5, data=b"\x89PNG reference bytes"
+        digest_prefix=HEADER.reference_digest[:8], index=2, count=5, data=b"\x89PNG reference bytes", version=1
     ),
-    "key_frame.bin": KeyFrame.from_values(1200, 0, KEY_VALUES, HEADER.key_scales),
-    "predicted_frame.bin": PredictedFrame.from_values(1201, -3, PRED_VALUES, HEADER.pred_scales),
-    "no_face.bin": NoFace(seq=1202, pts_offset=1500),
-    "seal.bin": Seal(covered_through_seq=1202, counter=300, time_ms=150_000, signature=bytes(range(64))),
-    "end.bin": End(seq=1202, total_frames=1203),
+    "key_frame.bin": KeyFrame.from_values(1200, 0, KEY_VALUES, HEADER.key_scales, version=1),
+    "predicted_frame.bin": PredictedFrame.from_values(1201, -3, PRED_VALUES, HEADER.pred_scales, version=1),
+    "no_face.bin": NoFace(seq=1202, pts_offset=1500, version=1),
+    "seal.bin": Seal(covered_through_seq=1202, counter=300, time_ms=150_000, signature=bytes(range(64)), version=1),
+    "end.bin": End(seq=1202, total_frames=1203, version=1),
 }
 SCALES_FOR: dict[type, bytes] = {KeyFrame: HEADER.key_scales, PredictedFrame: HEADER.pred_scales}
 
@@ -105,8 +110,8 @@ _EXT_AT = _DIGEST_AT + 32 + 4 + 1
 CORRUPT: dict[str, tuple[Callable[[], bytes], str]] = {
     "bad_magic.bin": (lambda: b"FX" + bytes(GOLDEN["end.bin"])[2:], "bad packet magic 4658 (expected 464c, 'FL')"),
     "bad_version.bin": (
-        lambda: _patch(bytes(GOLDEN["end.bin"]), 2, b"\x02"),
-        "unsupported bitstream version 2 (this parser reads version 1)",
+        lambda: _patch(bytes(GOLDEN["end.bin"]), 2, b"\x03"),
+        "unsupported bitstream version 3 (this parser reads versions 1, 2; a newer FaceLink wrote it: upgrade)",
     ),
     "unknown_type.bin": (lambda: _patch(bytes(GOLDEN["end.bin"]), 3, b"\x08"), "unknown packet type 0x08"),
     "header_truncated.bin": (lambda: b"FL\x01", "packet truncated: header needs 1 more byte"),
@@ -115,7 +120,7 @@ CORRUPT: dict[str, tuple[Callable[[], bytes], str]] = {
         "packet truncated: KEY_FRAME needs 3 more bytes",
     ),
     "key_frame_oversize_payload.bin": (
-        lambda: bytes(KeyFrame(1, 0, b"")) + b"\x01" * (MAX_FRAME_PAYLOAD + 1),
+        lambda: bytes(KeyFrame(1, 0, b"", version=1)) + b"\x01" * (MAX_FRAME_PAYLOAD + 1),
         "KEY_FRAME: payload is 513 bytes (max 512)",
     ),
     "session_header_truncated.bin": (
@@ -163,29 +168,29 @@ CORRUPT: dict[str, tuple[Callable[[], bytes], str]] = {
         "packet truncated: REFERENCE_CHUNK needs 1 more byte",
     ),
     "no_face_nonminimal_pts.bin": (
-        lambda: bytes(NoFace(7))[:-1] + b"\x80\x00",
+        lambda: bytes(NoFace(7, version=1))[:-1] + b"\x80\x00",
         "NO_FACE: pts_offset varint is not minimally encoded",
     ),
     "no_face_pts_out_of_range.bin": (
-        lambda: bytes(NoFace(7))[:-1] + b"\x80\x80\x80\x80\x10",
+        lambda: bytes(NoFace(7, version=1))[:-1] + b"\x80\x80\x80\x80\x10",
         "NO_FACE: pts_offset 2147483648 out of range (-2147483648..2147483647)",
     ),
     "predicted_frame_long_pts.bin": (
-        lambda: bytes(NoFace(7))[:3] + b"\x04\x07\x00" + b"\x80" * 5 + b"\x01",
+        lambda: bytes(NoFace(7, version=1))[:3] + b"\x04\x07\x00" + b"\x80" * 5 + b"\x01",
         "PREDICTED_FRAME: pts_offset varint is longer than 5 bytes",
     ),
     "seal_truncated.bin": (lambda: bytes(GOLDEN["seal.bin"])[:-1], "packet truncated: SEAL needs 1 more byte"),
     "seal_short.bin": (lambda: bytes(GOLDEN["seal.bin"])[:40], "packet truncated: SEAL needs 32 more bytes"),
     "seal_nonminimal_counter.bin": (
-        lambda: bytes(Seal(5, 1, 2, bytes(64)))[:6] + b"\x81\x00\x02" + bytes(64),
+        lambda: bytes(Seal(5, 1, 2, bytes(64), version=1))[:6] + b"\x81\x00\x02" + bytes(64),
         "SEAL: counter varint is not minimally encoded",
     ),
     "seal_long_time.bin": (
-        lambda: bytes(Seal(5, 1, 2, bytes(64)))[:7] + b"\x80" * 5 + b"\x01" + bytes(64),
+        lambda: bytes(Seal(5, 1, 2, bytes(64), version=1))[:7] + b"\x80" * 5 + b"\x01" + bytes(64),
         "SEAL: time_ms varint is longer than 5 bytes",
     ),
     "seal_counter_out_of_range.bin": (
-        lambda: bytes(Seal(5, 1, 2, bytes(64)))[:6] + b"\x80\x80\x80\x80\x10\x02" + bytes(64),
+        lambda: bytes(Seal(5, 1, 2, bytes(64), version=1))[:6] + b"\x80\x80\x80\x80\x10\x02" + bytes(64),
         "SEAL: counter 4294967296 out of range (0..4294967295)",
     ),
     "seal_trailing.bin": (lambda: bytes(GOLDEN["seal.bin"]) + b"\x00", "packet has 1 trailing byte after SEAL"),
@@ -255,7 +260,7 @@ def test_packet_type_table_is_fixed() -> None:
         "SEAL": 0x06,
         "END": 0x07,
     }
-    assert BITSTREAM_VERSION == 1
+    assert BITSTREAM_VERSION == 2
 
 
 def test_packet_sizes() -> None:
@@ -306,13 +311,13 @@ def test_session_header_normalises_fields() -> None:
         steps=np.array([0.1, 0.2, 0.3, 0.4]),
         key_scales=[1, 2, 3, 4, 5, 6, 7, 8],
         pred_scales=bytearray(8),
-        extensions=[(3, bytearray(b"x"))],
+        extensions=[(4, bytearray(b"x"))],
     )
     assert header.session_id == bytes(16) and type(header.session_id) is bytes
     assert type(header.width) is int and header.n_values == 8
     assert header.steps == tuple(struct.unpack("<4f", struct.pack("<4f", 0.1, 0.2, 0.3, 0.4)))
     assert header.key_scales == bytes([1, 2, 3, 4, 5, 6, 7, 8])
-    assert header.extensions == ((3, b"x"),)
+    assert header.extensions == ((4, b"x"),)
     assert parse_packet(bytes(header)) == header
 
 
@@ -365,9 +370,11 @@ def _header_with(**changes: object) -> SessionHeader:
         (lambda: ReferenceChunk(bytes(8), 0, 1, bytes(65001)), ValueError, "data must be 1..65000 bytes"),
         (lambda: KeyFrame(1 << 16, 0, b""), ValueError, r"seq 65536 out of range \(0\.\.65535\)"),
         (lambda: KeyFrame(0, 1 << 31, b""), ValueError, r"pts_offset 2147483648 out of range"),
-        (lambda: KeyFrame(0, 0, bytes(513)), ValueError, r"payload must be 0\.\.512 bytes, got 513"),
+        (lambda: KeyFrame(0, 0, bytes(513), version=1), ValueError, r"payload must be 0\.\.512 bytes, got 513"),
+        (lambda: KeyFrame(0, 0, bytes(561)), ValueError, r"payload must be 0\.\.560 bytes, got 561"),
+        (lambda: KeyFrame(0, 0, b"", version=3), ValueError, r"bitstream version 3 is not supported"),
         (lambda: KeyFrame(0, 0.0, b""), TypeError, "pts_offset must be an int, got float"),
-        (lambda: PredictedFrame.from_values(0, 0, [1] * 5, bytes(5)), ValueError, r"a frame has 6\.\.70 values"),
+        (lambda: PredictedFrame.from_values(0, 0, [1] * 5, bytes(5)), ValueError, r"a frame has 6\.\.76 values"),
         (lambda: PredictedFrame.from_values(0, 0, [1] * 7, bytes(6)), ValueError, "got 7 values for 6 scale"),
         (lambda: PredictedFrame.from_values(0, 0, [1] * 6, [0, 0, 0, 0, 0, 64]), ValueError, r"scales\[5\] = 64"),
         (lambda: PredictedFrame.from_values(0, 0, [1] * 6, [0, 0, 0, 0, 0, 256]), ValueError, r"scales\[5\] 256"),
@@ -389,8 +396,8 @@ def test_constructor_validation(build: Callable[[], object], error: type[Excepti
 def test_decode_values_rejects_bad_scales() -> None:
     frame = GOLDEN["key_frame.bin"]
     assert isinstance(frame, KeyFrame)
-    with pytest.raises(ValueError, match=r"a frame has 6\.\.70 values, got 71 scale indices"):
-        frame.decode_values(bytes(71))
+    with pytest.raises(ValueError, match=r"a frame has 6\.\.76 values, got 77 scale indices"):
+        frame.decode_values(bytes(77))
     with pytest.raises(ValueError, match=r"scales\[2\] = 70 is not a scale index"):
         frame.decode_values(bytes([0, 0, 70, 0, 0, 0]))
 
@@ -420,7 +427,7 @@ def _check_any_outcome(data: bytes) -> None:
         except InvalidPacket:
             return
         assert np.all(np.abs(values.astype(np.int64)) <= rangecoder.MAX_ABS_VALUE)
-        assert type(packet).from_values(packet.seq, packet.pts_offset, values, scales) == packet
+        assert type(packet).from_values(packet.seq, packet.pts_offset, values, scales, version=packet.version) == packet
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
@@ -465,7 +472,12 @@ def session_headers(draw: st.DrawFn) -> SessionHeader:
     scales = st.lists(st.integers(0, 63), min_size=6 + k, max_size=6 + k).map(bytes)
     digest = draw(st.one_of(st.just(bytes(32)), st.binary(min_size=32, max_size=32).filter(any)))
     size = 0 if not any(digest) else draw(st.integers(1, 0xFFFFFFFF))
+    version = draw(st.sampled_from([1, 2]))
     ext = draw(st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=40)), max_size=5, unique_by=lambda t: t[0]))
+    if version == 2:  # tag 3 is the eye channels: random bytes are not a valid one
+        ext = [e for e in ext if e[0] != EYE_TAG]
+        if draw(st.booleans()):
+            ext.append((EYE_TAG, bytes(draw(eye_channels()))))
     return SessionHeader(
         session_id=draw(st.binary(min_size=16, max_size=16)),
         created_us=draw(st.integers(0, (1 << 64) - 1)),
@@ -482,16 +494,31 @@ def session_headers(draw: st.DrawFn) -> SessionHeader:
         reference_digest=digest,
         reference_size=size,
         extensions=tuple(sorted(ext)),
+        version=version,
+    )
+
+
+@st.composite
+def eye_channels(draw: st.DrawFn) -> EyeChannels:
+    scales = st.lists(st.integers(0, 63), min_size=6, max_size=6).map(bytes)
+    ref = st.floats(-10, 10, allow_nan=False, width=32)
+    return EyeChannels(
+        steps=draw(st.tuples(_floats, _floats)),
+        key_scales=draw(scales),
+        pred_scales=draw(scales),
+        reference=tuple(draw(st.lists(ref, min_size=6, max_size=6))),
+        iris_radius=tuple(draw(st.lists(st.floats(0, 1, width=32), min_size=2, max_size=2))),
     )
 
 
 @st.composite
 def coded_frames(draw: st.DrawFn) -> KeyFrame | PredictedFrame:
     cls = draw(st.sampled_from([KeyFrame, PredictedFrame]))
-    n = draw(st.integers(6, 70))
+    version = draw(st.sampled_from([1, 2]))
+    n = draw(st.integers(6, 70 if version == 1 else 76))
     values = draw(st.lists(st.one_of(st.integers(-3, 3), st.integers(-(1 << 20), 1 << 20)), min_size=n, max_size=n))
     scales = draw(st.lists(st.integers(0, 63), min_size=n, max_size=n))
-    frame = cls.from_values(draw(_u16), draw(_pts), values, scales)
+    frame = cls.from_values(draw(_u16), draw(_pts), values, scales, version=version)
     assert frame.decode_values(scales).tolist() == values
     return frame
 
@@ -522,7 +549,7 @@ any_packet = st.one_of(
 @given(any_packet)
 def test_every_packet_type_round_trips(packet: Packet) -> None:
     data = bytes(packet)
-    assert data[:4] == b"FL" + bytes([1, packet.TYPE])
+    assert data[:4] == b"FL" + bytes([packet.version, packet.TYPE])
     parsed = parse_packet(data)
     assert parsed == packet and type(parsed) is type(packet)
     assert bytes(parsed) == data
@@ -535,9 +562,9 @@ def test_fuzz_arbitrary_bytes(data: bytes) -> None:
 
 
 @FUZZ
-@given(st.integers(0, 9), st.binary(max_size=200))
-def test_fuzz_well_formed_headers(ptype: int, body: bytes) -> None:
-    _check_any_outcome(b"FL\x01" + bytes([ptype]) + body)
+@given(st.sampled_from([1, 2]), st.integers(0, 9), st.binary(max_size=200))
+def test_fuzz_well_formed_headers(version: int, ptype: int, body: bytes) -> None:
+    _check_any_outcome(b"FL" + bytes([version, ptype]) + body)
 
 
 @FUZZ
@@ -549,3 +576,64 @@ def test_fuzz_mutated_valid_packets(packet: Packet, data: st.DataObject) -> None
         raw[pos] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(raw)))
     _check_any_outcome(bytes(raw[:cut]))
+
+
+# ---------------------------------------------------------------- version 2: eye channels
+
+EYES = EyeChannels(
+    steps=(0.015, 0.012),
+    key_scales=bytes([30, 30, 32] * 2),
+    pred_scales=bytes([12, 12, 16] * 2),
+    reference=(-0.05, -0.07, 0.17, 0.07, -0.08, 0.2),
+    iris_radius=(0.19, 0.2),
+)
+HEADER_V2 = dataclasses.replace(HEADER, extensions=((0x01, b"\x01\x02\x03"), (EYE_TAG, bytes(EYES)), (0xC0, b"future")), version=2)
+KEY_VALUES_V2 = KEY_VALUES + [3, -1, -9, 0, 4, -10]
+GOLDEN_V2: dict[str, Packet] = {
+    "session_header_v2_eyes.bin": HEADER_V2,
+    "key_frame_v2.bin": KeyFrame.from_values(7, 0, KEY_VALUES_V2, HEADER_V2.frame_scales[0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_V2))
+def test_golden_v2_packets_are_byte_exact(name: str) -> None:
+    data = bytes(GOLDEN_V2[name])
+    assert golden(name, data) == data
+    assert data[2] == 2
+    parsed = parse_packet(data)
+    assert parsed == GOLDEN_V2[name] and bytes(parsed) == data
+
+
+def test_eye_channels_extend_the_frame() -> None:
+    assert len(bytes(EYES)) == 53
+    header = parse_packet(golden("session_header_v2_eyes.bin", bytes(HEADER_V2)))
+    assert isinstance(header, SessionHeader)
+    assert header.eye_channels == EYES and header.n_values == 6 + 16 + 6
+    key, pred = header.frame_scales
+    assert key == HEADER.key_scales + EYES.key_scales and pred == HEADER.pred_scales + EYES.pred_scales
+    frame = parse_packet(golden("key_frame_v2.bin", bytes(GOLDEN_V2["key_frame_v2.bin"])))
+    assert isinstance(frame, KeyFrame)
+    assert frame.decode_values(key).tolist() == KEY_VALUES_V2
+    # in version 1, tag 3 is an unassigned extension: kept verbatim, no eye values
+    v1 = dataclasses.replace(HEADER_V2, version=1)
+    assert v1.eye_channels is None and v1.n_values == 22 and parse_packet(bytes(v1)) == v1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (bytes(EYES)[:-1], r"SESSION_HEADER: eye channels extension is 52 bytes \(expected 53\)"),
+        (b"\x07" + bytes(EYES)[1:], "SESSION_HEADER: eye channels: count must be 6, got 7"),
+        (bytes(EYES)[:1] + struct.pack("<f", 0.0) + bytes(EYES)[5:], r"SESSION_HEADER: eye steps\[0\] must be finite and > 0"),
+        (bytes(EYES)[:9] + bytes([64]) + bytes(EYES)[10:], r"SESSION_HEADER: eye key_scales\[0\] = 64 is not a scale index"),
+        (bytes(EYES)[:-8] + struct.pack("<f", float("nan")) + bytes(EYES)[-4:], "SESSION_HEADER: eye channels: iris_radius must be"),
+        (bytes(EYES)[:-32] + struct.pack("<f", 11.0) + bytes(EYES)[-28:], "SESSION_HEADER: eye channels: reference must be"),
+    ],
+)
+def test_malformed_eye_channels_are_refused(value: bytes, message: str) -> None:
+    exts = ((0x01, b"\x01\x02\x03"), (EYE_TAG, value), (0xC0, b"future"))
+    data = bytes(dataclasses.replace(HEADER, version=1, extensions=exts))
+    data = data[:2] + b"\x02" + data[3:]  # the same bytes as a version-2 header
+    with pytest.raises(InvalidPacket) as excinfo:
+        parse_packet(data)
+    assert re.match(message, str(excinfo.value)), str(excinfo.value)

@@ -155,7 +155,9 @@ def run_demo(
                 t0 = time.perf_counter()
                 obs = tracker.update(frame.image, frame.time)
                 t1 = time.perf_counter()
-                deliveries = link.send(frame.index, frame.time, obs.landmarks if obs is not None else None)
+                deliveries = link.send(
+                    frame.index, frame.time, obs.landmarks if obs is not None else None, obs.eyes if obs is not None else None
+                )
                 t_send += time.perf_counter() - t1
                 t_track += t1 - t0
                 renderer.session.log.observe(deliveries)  # verified seals, for the provenance manifest

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import math
 import struct
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
 from .codec import FrameKind, KeypointFrame, Reference, StreamDecoder
+from .codec._stream import eye_reference
+from .generator import EyeControls
 from .errors import InputError
 from .watermark import MIN_SIDE, PUBLIC_MARK_KEY, Watermarker, WatermarkPayload
 from .keypoints import ExpressionBasis, KeypointFitter, Pose, euler_from_matrix, matrix_from_euler
@@ -74,8 +77,29 @@ def parse_pose(text: str) -> tuple[float, float, float]:
     return vals  # type: ignore[return-value]
 
 
+#: eye contact: iris shift (eye widths) per unit of the camera direction's sideways component
+#: in head coordinates (eyeball radius ~12 mm over an eye width of ~28 mm)
+EYE_CONTACT_GAIN = 0.43
+#: eye contact: frames over which the sender's usual gaze (at its screen) is taken
+EYE_CONTACT_WINDOW = 90
+#: lids: an eye whose opening is below EYE_SHUT of its usual opening is rendered shut, above
+#: EYE_OPEN it follows the measurement; the usual opening is the running maximum, decaying by
+#: EYE_OPEN_DECAY per frame (half-life ~2.3 s at 30 fps)
+EYE_SHUT = 0.62
+EYE_OPEN = 0.85
+EYE_OPEN_DECAY = 0.99
+#: an eye below this fraction of its usual opening closes with its partner when that one is shut
+EYE_PARTNER = 0.9
+
+
 class Retargeter:
-    """Maps decoded (pose, expression) onto a target face (the stream's reference or another image)."""
+    """Maps decoded (pose, expression, eyes) onto a target face (the stream's reference or another image).
+
+    ``sender_eyes``: the stream reference's 6 eye values (its session header's eye channels),
+    the origin of every frame's eye values; ``None`` for a stream without eye channels (then
+    :meth:`eyes` returns ``None`` and the generator shapes blinks from the landmarks alone).
+    ``eye_contact``: redirect the rendered gaze at the camera (see :meth:`eyes`).
+    """
 
     def __init__(
         self,
@@ -84,12 +108,20 @@ class Retargeter:
         target_landmarks: np.ndarray,
         anchor: Pose | None,
         pose_offset_deg: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        *,
+        sender_eyes: np.ndarray | None = None,
+        eye_contact: bool = False,
     ) -> None:
         self.fitter, self.target_pose = KeypointFitter.from_reference(basis, target_landmarks, k)
         self.anchor = anchor or self.target_pose
         yaw, pitch, roll = (math.radians(v) for v in pose_offset_deg)
         self._r_off = matrix_from_euler(yaw, pitch, roll)
         self._r_anchor_t = self.anchor.rotation.T
+        self.sender_eyes = None if sender_eyes is None else np.asarray(sender_eyes, np.float64).reshape(2, 3)
+        self.eye_contact = eye_contact
+        self._open_level = np.zeros(2) if self.sender_eyes is None else self.sender_eyes[:, 2].copy()
+        self._gaze_history: deque[np.ndarray] = deque(maxlen=EYE_CONTACT_WINDOW)
+        self._camera_ref = self.target_pose.rotation.T @ np.array([0.0, 0.0, -1.0])
 
     def pose(self, p: Pose) -> Pose:
         tgt = self.target_pose
@@ -102,6 +134,43 @@ class Retargeter:
         if frame.pose is None or frame.coeffs is None:
             raise ValueError("frame carries no face")
         return self.fitter.reconstruct(self.pose(frame.pose), frame.coeffs)
+
+    def eyes(self, frame: KeypointFrame) -> EyeControls | None:
+        """The generator's eye controls for a decoded frame (``None`` without eye channels).
+
+        Relative to the stream's reference, so they transfer to any target face: the lid gap
+        as a ratio to the reference's (to the larger of it and 60 % of the usual opening, so a
+        reference caught mid-blink does not make every frame wide-eyed), brought to 0 as the
+        eye's opening falls from ``EYE_OPEN`` to ``EYE_SHUT`` of its usual value (a blink);
+        the gaze as a difference.  With ``eye_contact`` the gaze is
+        redirected at the camera: the sender's usual gaze over the last 3 s (where its screen
+        is) is taken out, its glances away from it are kept, and the eyes counter-rotate
+        against the rendered head's rotation relative to the target image (which is assumed to
+        look at the camera) — so they meet the viewer's eyes at any ``--pose``.  Blinks and
+        lids are untouched.
+        """
+        if self.sender_eyes is None or frame.eyes is None or frame.pose is None:
+            return None
+        v = np.asarray(frame.eyes, np.float64).reshape(2, 3)
+        ref = self.sender_eyes
+        self._open_level = np.maximum(self._open_level * EYE_OPEN_DECAY, v[:, 2])
+        # closure is judged against the usual opening (the Iris model reads ~45-75 % of it on a
+        # shut eye: the lash band has thickness), the rendered gap against the reference's
+        usual = v[:, 2] / np.maximum(self._open_level, 1e-3)
+        # blinks are bilateral: an eye that is clearly shut pulls a half-shut partner with it
+        # (a wink leaves the other eye open, above EYE_PARTNER of its usual opening)
+        for e in range(2):
+            if usual[1 - e] < EYE_SHUT and usual[e] < EYE_PARTNER:
+                usual[e] = min(usual[e], usual[1 - e] + 0.1)
+        t = np.clip((usual - EYE_SHUT) / (EYE_OPEN - EYE_SHUT), 0.0, 1.0)
+        lids = v[:, 2] / np.maximum(np.maximum(ref[:, 2], 0.6 * self._open_level), 0.05) * t * t * (3 - 2 * t)
+        gaze = v[:, :2] - ref[:, :2]
+        if self.eye_contact:
+            self._gaze_history.append(v[:, :2].copy())
+            usual = np.median(np.stack(self._gaze_history), axis=0)
+            camera = self.pose(frame.pose).rotation.T @ np.array([0.0, 0.0, -1.0])
+            gaze = (v[:, :2] - usual) + EYE_CONTACT_GAIN * (camera - self._camera_ref)[None, :2]
+        return EyeControls(lids, gaze)
 
 
 @dataclass(frozen=True)
@@ -137,11 +206,13 @@ class SessionRenderer:
         backend: str = "auto",
         receiver_key: bytes | None = None,
         refiner: str | None = "off",
+        eye_contact: bool = False,
     ) -> None:
         self.target = target
         self.pose_offset = pose_offset
         self.backend = backend
         self.refiner = refiner
+        self.eye_contact = eye_contact
         self._receiver_key = receiver_key
         self._session: bytes | None = None
         self._retarget: Retargeter | None = None
@@ -173,10 +244,20 @@ class SessionRenderer:
         anchor = decode_anchor(h.extensions)
         if anchor is None:  # a stream without an anchor: its reference is a frame of the video
             anchor = KeypointFitter.from_reference(decoder.basis, decoder.reference.landmarks, h.n_coeffs)[1]
-        self._retarget = Retargeter(decoder.basis, h.n_coeffs, ref.landmarks, anchor, self.pose_offset)
+        sender_eyes = eye_reference(h)
+        self._retarget = Retargeter(
+            decoder.basis, h.n_coeffs, ref.landmarks, anchor, self.pose_offset,
+            sender_eyes=None if sender_eyes is None else sender_eyes[0], eye_contact=self.eye_contact,
+        )  # fmt: skip
         if self._gen is not None:
             self._gen.close()
-        self._gen = Generator(ref.image, ref.landmarks, backend=self.backend, refiner=self.refiner)
+        # where the target's irises are: measured on a motion-transfer target, else the stream's
+        target_eyes = self.target.eyes if self.target is not None else None
+        if self.target is None and sender_eyes is not None:
+            from .face import EyeState
+
+            target_eyes = EyeState.from_array(*sender_eyes)
+        self._gen = Generator(ref.image, ref.landmarks, backend=self.backend, refiner=self.refiner, reference_eyes=target_eyes)
         if self._receiver_key is None:
             from .security._local import local_identity
 
@@ -206,8 +287,9 @@ class SessionRenderer:
         held = kf.pose is None
         if not held:
             lm = self.driving_landmarks(kf)
+            eyes = self._retarget.eyes(kf)  # type: ignore[union-attr]
             t0 = time.perf_counter()
-            self._last = self._gen.render(lm)  # type: ignore[union-attr]
+            self._last = self._gen.render(lm, eyes)  # type: ignore[union-attr]
             self.generate_seconds += time.perf_counter() - t0
             self.generated += 1
         t0 = time.perf_counter()
@@ -233,11 +315,13 @@ class FrameRenderer:
         basis: ExpressionBasis | None = None,
         receiver_key: bytes | None = None,
         refiner: str | None = "off",
+        eye_contact: bool = False,
     ) -> None:
         self.decoder = StreamDecoder(basis=basis)
         self.session = SessionRenderer(
-            target=target, pose_offset=pose_offset, backend=backend, receiver_key=receiver_key, refiner=refiner
-        )
+            target=target, pose_offset=pose_offset, backend=backend, receiver_key=receiver_key, refiner=refiner,
+            eye_contact=eye_contact,
+        )  # fmt: skip
 
     @property
     def reference(self) -> Reference | None:

@@ -79,6 +79,7 @@ def decode_packets(
     refiner: str | None = "off",
     verified: bool = False,
     receiver_key: bytes | None = None,
+    eye_contact: bool = False,
 ) -> DecodeResult:
     """Render every frame packet to ``output`` (H.264 MP4 at the reference's resolution).
 
@@ -86,12 +87,15 @@ def decode_packets(
     happen unless the signer produced it); otherwise damaged packets are skipped and counted.
     ``verified``: every packet has passed seal verification (:func:`~facelink.security.iter_verified`),
     so its seals go into the provenance log (``res.log``).  ``receiver_key``: the Ed25519
-    key the watermark names (default: this machine's local key).
+    key the watermark names (default: this machine's local key).  ``eye_contact``: redirect
+    the rendered gaze at the camera (:meth:`~facelink.receiver.Retargeter.eyes`).
     """
     from .bitstream import PacketType
 
     res = DecodeResult()
-    renderer = FrameRenderer(target=target, pose_offset=pose_offset, backend=backend, refiner=refiner, receiver_key=receiver_key)
+    renderer = FrameRenderer(
+        target=target, pose_offset=pose_offset, backend=backend, refiner=refiner, receiver_key=receiver_key, eye_contact=eye_contact
+    )
     res.log = renderer.session.log
     writer: VideoWriter | None = None
     t0 = time.perf_counter()
@@ -162,6 +166,7 @@ def decode_file(
     manifest_path: str | None = None,
     c2pa: bool = True,
     output_name: str | None = None,
+    eye_contact: bool = False,
 ) -> DecodeResult:
     """Decode a ``.flk`` file to a video, verifying its seals first.
 
@@ -198,6 +203,7 @@ def decode_file(
     res = decode_packets(
         packets, output, target=target, pose_offset=pose_offset, backend=backend, progress=progress, strict=True,
         refiner=refiner, verified=True, receiver_key=identity.public.ed25519 if identity is not None else None,
+        eye_contact=eye_contact,
     )  # fmt: skip
     res.verification = summaries[0].as_dict() if summaries else None
     if provenance and identity is not None and res.log is not None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .codec import CodecParams, KeypointFrame, Reference, StreamEncoder
 from .errors import InputError, NoFaceError
-from .face import FaceObservation, FaceTracker, create_models, create_tracker
+from .face import FaceObservation, FaceTracker, create_models, create_tracker, eye_state
 from .face._factory import FaceDetector, LandmarkModel
 from .io import Frame, load_image, open_video
 from .keypoints import KeypointFitter, Pose, canonicalize, default_basis
@@ -28,13 +28,17 @@ def make_reference(image: np.ndarray, models: tuple[FaceDetector, LandmarkModel]
     """
     det, lm = models
     ref = Reference.create(image, np.zeros((468, 3), np.float32))
-    tracker = FaceTracker(det, lm)
+    tracker = FaceTracker(det, lm, eyes=False)
     # two passes: detection places the crop, the landmark-derived ROI refines it
     obs = tracker.update(ref.image, 0.0)
     if obs is None:
         raise NoFaceError("reference image: no face found")
     obs = tracker.update(ref.image, 1.0) or obs
-    return ref.with_landmarks(obs.raw_landmarks)
+    ref = ref.with_landmarks(obs.raw_landmarks)
+    iris = getattr(lm, "iris", None)
+    if iris is not None:  # what the eyes do in the reference (the receiver's origin for gaze and lids)
+        ref = ref.with_eyes(eye_state(iris(ref.image, ref.landmarks), ref.landmarks))
+    return ref
 
 
 @dataclass
@@ -113,7 +117,9 @@ class FrameEncoder:
         t0 = time.perf_counter()
         obs = self.tracker.update(frame.image, frame.time)
         t1 = time.perf_counter()
-        pkt, kf = self.codec.encode(frame.index, frame.time, obs.landmarks if obs is not None else None)
+        pkt, kf = self.codec.encode(
+            frame.index, frame.time, obs.landmarks if obs is not None else None, eyes=obs.eyes if obs is not None else None
+        )
         t2 = time.perf_counter()
         self.last_observation = obs
         s = self.stats

@@ -36,6 +36,7 @@ from PIL import Image
 
 from ..codec import QUALITY_PRESETS, CodecParams
 from ..errors import FaceLinkError, InputError
+from . import _cues as cues
 from ._metrics import StructuralReference, landmark_error, psnr
 from ._peers import PeerCodec, PeerSetting, encode_decode, peer_settings
 from ._rd import bd_rate, rate_at_quality
@@ -90,18 +91,31 @@ METRICS: tuple[Metric, ...] = (
 _METRIC = {m.key: m for m in METRICS}
 
 
-def facelink_points(fast: bool = False) -> list[tuple[str, CodecParams]]:
-    """FaceLink's rate points: the three presets plus a coarser (K=4) and a finer (K=32) setting."""
+def facelink_points(fast: bool = False, names: Sequence[str] | None = None) -> list[tuple[str, CodecParams]]:
+    """FaceLink's rate points: the three presets plus a coarser (K=4) and a finer (K=32) setting.
+
+    ``names`` picks points by name; besides the five, ``<preset>-noeyes`` is a preset without
+    the eye channels (the generator then shapes blinks from the landmarks alone, as before
+    bitstream version 2) for comparison.  Unknown names raise ``ValueError``.
+    """
     low, medium, high = QUALITY_PRESETS["low"], QUALITY_PRESETS["medium"], QUALITY_PRESETS["high"]
+    points = {
+        "k4-coarse": low.with_(k=4, rot_step=1.0, trans_step=0.02, scale_step=0.016, coeff_step=0.1),
+        "low": low,
+        "medium": medium,
+        "high": high,
+        "k32-fine": high.with_(k=32, rot_step=0.05, trans_step=0.001, scale_step=0.001, coeff_step=0.005),
+    }
+    if names is not None:
+        for preset in ("low", "medium", "high"):
+            points[f"{preset}-noeyes"] = QUALITY_PRESETS[preset].with_(eyes=False)
+        unknown = [n for n in names if n not in points]
+        if unknown:
+            raise ValueError(f"unknown FaceLink point(s) {', '.join(unknown)}; choose from {', '.join(points)}")
+        return [(n, points[n]) for n in names]
     if fast:
         return [("low", low), ("high", high)]
-    return [
-        ("k4-coarse", low.with_(k=4, rot_step=1.0, trans_step=0.02, scale_step=0.016, coeff_step=0.1)),
-        ("low", low),
-        ("medium", medium),
-        ("high", high),
-        ("k32-fine", high.with_(k=32, rot_step=0.05, trans_step=0.001, scale_step=0.001, coeff_step=0.005)),
-    ]
+    return list(points.items())
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,9 @@ def _params_dict(p: CodecParams) -> dict:
         "coeff_step": p.coeff_step,
         "key_interval": p.key_interval,
         "hysteresis": p.hysteresis,
+        "eyes": p.eyes,
+        "gaze_step": p.gaze_step,
+        "open_step": p.open_step,
     }
 
 
@@ -297,6 +314,9 @@ class Scorer:
         # AKD's truth: the tracker over the scored true frames, exactly as it will run over the
         # decoded ones (same frames, same stride), so the two landmark sets are comparable
         self.true_obs = _track(self.truth, [self.times[i] for i in self.positions], models) if models is not None else None
+        # what a viewer reads off the true face (mouth, eyes, brows, gaze), where the Iris model is at hand
+        self._iris = getattr(models[1], "iris", None) if models is not None else None
+        self.true_cues = cues.measure(self.truth, self.true_obs, self._iris) if self._iris is not None else None
         self._full = [StructuralReference(f) for f in self.truth]
         self._face = [StructuralReference(self._crop(f), multiscale=False) for f in self.truth] if face_box else None
 
@@ -334,12 +354,14 @@ class Scorer:
     def _akd(self, decoded: Sequence[np.ndarray]) -> dict[str, float | None]:
         from ..face import FaceTracker, inter_ocular
 
-        tracker = FaceTracker(*self.models)
+        tracker = FaceTracker(*self.models, eyes=False)
         errs = []
         missing = 0
         with_face = 0
+        seen = []
         for k, i in enumerate(self.positions):
             obs = tracker.update(decoded[i], self.times[i])
+            seen.append(obs)
             true = self.true_obs[k]  # type: ignore[index]
             if true is None:
                 continue
@@ -348,10 +370,13 @@ class Scorer:
                 missing += 1
                 continue
             errs.append(100.0 * landmark_error(obs.raw_landmarks, true.raw_landmarks, inter_ocular(true.raw_landmarks)))
-        return {
+        out: dict[str, float | None] = {
             "akd": float(np.mean(errs)) if errs else None,
             "mkr": (missing / with_face) if with_face else None,
         }
+        if self.true_cues is not None:
+            out.update(cues.compare_cues(self.true_cues, cues.measure([decoded[i] for i in self.positions], seen, self._iris)))
+        return out
 
 
 # --------------------------------------------------------------------------------------

@@ -18,12 +18,16 @@ from facelink.bitstream.flk import (
 )
 from facelink.bitstream.packets import (
     BITSTREAM_VERSION,
+    EYE_TAG,
+    EYE_VALUES,
     MAGIC,
     MAX_CHUNK_DATA,
     MAX_COEFFS,
     MAX_FRAME_PAYLOAD,
     POSE_FIELDS,
+    SUPPORTED_VERSIONS,
     End,
+    EyeChannels,
     KeyFrame,
     NoFace,
     Packet,
@@ -47,7 +51,10 @@ from facelink.bitstream.rangecoder import (
 
 __all__ = [
     "BITSTREAM_VERSION",
+    "EYE_TAG",
+    "EYE_VALUES",
     "End",
+    "EyeChannels",
     "FLK_MAGIC",
     "FlkWriter",
     "KeyFrame",
@@ -66,6 +73,7 @@ __all__ = [
     "PredictedFrame",
     "ReferenceChunk",
     "SCALES",
+    "SUPPORTED_VERSIONS",
     "ScaleIndices",
     "Seal",
     "SessionHeader",

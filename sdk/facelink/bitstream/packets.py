@@ -23,7 +23,7 @@ import operator
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable, ClassVar, Dict, TypeVar, Union
 
@@ -41,7 +41,10 @@ from facelink.errors import InvalidPacket
 
 __all__ = [
     "BITSTREAM_VERSION",
+    "EYE_TAG",
+    "EYE_VALUES",
     "End",
+    "EyeChannels",
     "KeyFrame",
     "MAGIC",
     "MAX_CHUNK_DATA",
@@ -53,6 +56,7 @@ __all__ = [
     "PacketType",
     "PredictedFrame",
     "ReferenceChunk",
+    "SUPPORTED_VERSIONS",
     "Seal",
     "SessionHeader",
     "parse_packet",
@@ -60,16 +64,24 @@ __all__ = [
 
 #: first two bytes of every packet
 MAGIC = b"FL"
-#: the bitstream version this module reads and writes
-BITSTREAM_VERSION = 1
+#: the bitstream version this module writes; it reads every version in SUPPORTED_VERSIONS
+BITSTREAM_VERSION = 2
+#: version 1: pose + expression; version 2 adds the eye channels (session-header extension 3)
+SUPPORTED_VERSIONS = (1, 2)
 #: pose fields before the expression coefficients: 3 rotations, 2 translations, log-scale
 POSE_FIELDS = 6
 #: largest number K of expression coefficients
 MAX_COEFFS = 64
 #: largest data field of a ReferenceChunk, bytes
 MAX_CHUNK_DATA = 65000
-#: largest range-coded payload of a frame packet (70 values never need more than 492)
+#: values per frame of the eye channels (version 2): gaze x, gaze y, openness per eye
+EYE_VALUES = 6
+#: session-header extension tag of the eye channels (version 2)
+EYE_TAG = 3
+#: largest range-coded payload of a frame packet: 70 values (version 1) never need more than
+#: 492 bytes, 76 (version 2: 6 + 64 + 6) never more than 534
 MAX_FRAME_PAYLOAD = 512
+_MAX_PAYLOAD = {1: 512, 2: 560}
 
 _HEADER_SIZE = 4
 _U16 = 0xFFFF
@@ -156,8 +168,15 @@ def _data(data: object) -> bytes:
     return bytes(data)
 
 
-def _header(ptype: PacketType) -> bytes:
-    return MAGIC + bytes((BITSTREAM_VERSION, ptype))
+def _header(ptype: PacketType, version: int) -> bytes:
+    return MAGIC + bytes((version, ptype))
+
+
+def _version(value: object) -> int:
+    v = _int("version", value, 0, 0xFF)
+    if v not in SUPPORTED_VERSIONS:
+        raise ValueError(f"bitstream version {v} is not supported (versions {', '.join(map(str, SUPPORTED_VERSIONS))})")
+    return v
 
 
 class _Reader:
@@ -243,6 +262,7 @@ class _PacketBase(ABC):
         reader.need(cls._MIN_BODY)
         kwargs = cls._from_body(reader)
         reader.done()
+        kwargs["version"] = data[2]
         try:
             return cls(**kwargs)
         except ValueError as exc:
@@ -299,8 +319,10 @@ class SessionHeader(_PacketBase):
     reference_digest: bytes = bytes(32)
     reference_size: int = 0
     extensions: tuple[tuple[int, bytes], ...] = ()
+    version: int = field(default=BITSTREAM_VERSION, kw_only=True)
 
     def __post_init__(self) -> None:
+        _set(self, "version", _version(self.version))
         _set(self, "session_id", _bytes("session_id", self.session_id, 16, 16))
         _set(self, "created_us", _int("created_us", self.created_us, 0, _U64))
         _set(self, "width", _int("width", self.width, 1, _U16))
@@ -330,15 +352,41 @@ class SessionHeader(_PacketBase):
         if not any(digest) and size != 0:
             raise ValueError("reference_size must be 0 when reference_digest is all zero")
         _set(self, "extensions", _extensions(self.extensions))
+        if self.version >= 2:
+            try:
+                self.eye_channels  # validates extension 3
+            except InvalidPacket as exc:
+                raise ValueError(str(exc)) from None
+
+    @property
+    def eye_channels(self) -> "EyeChannels | None":
+        """The eye channels (extension 3) of a version-2 header; ``None`` when absent (and
+        always in version 1, where tag 3 is an unassigned extension)."""
+        if self.version < 2:
+            return None
+        for tag, value in self.extensions:
+            if tag == EYE_TAG:
+                return EyeChannels.parse(value)
+        return None
 
     @property
     def n_values(self) -> int:
-        """Values per frame: 6 pose fields + ``n_coeffs`` expression coefficients."""
-        return POSE_FIELDS + self.n_coeffs
+        """Values per frame: 6 pose fields + ``n_coeffs`` expression coefficients (+ the eye
+        channels' values in a version-2 header that has them)."""
+        eyes = self.eye_channels
+        return POSE_FIELDS + self.n_coeffs + (eyes.count if eyes is not None else 0)
+
+    @property
+    def frame_scales(self) -> tuple[bytes, bytes]:
+        """Scale indices of every frame value, (key frames, predicted frames)."""
+        eyes = self.eye_channels
+        if eyes is None:
+            return self.key_scales, self.pred_scales
+        return self.key_scales + eyes.key_scales, self.pred_scales + eyes.pred_scales
 
     def __bytes__(self) -> bytes:
         parts = [
-            _header(self.TYPE),
+            _header(self.TYPE, self.version),
             self.session_id,
             _SESSION_FIXED.pack(
                 self.created_us,
@@ -417,6 +465,67 @@ def _extensions(value: object) -> tuple[tuple[int, bytes], ...]:
     return tuple(out)
 
 
+_EYE_STEPS = struct.Struct("<2f")
+_EYE_REF = struct.Struct(f"<{EYE_VALUES}f2f")
+#: largest magnitude of a reference eye value (gaze and brow are a fraction of a face unit)
+_EYE_REF_LIMIT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class EyeChannels:
+    """Session-header extension 3 (version 2): how the eye values of each frame are coded.
+
+    ``steps``: quantiser steps of (gaze, lid opening), both in eye widths;
+    ``key_scales``/``pred_scales``: one scale index per eye value; ``reference``: the 6 eye
+    values measured on the reference image (each frame's
+    values are quantised relative to them); ``iris_radius``: the reference's iris radius per
+    eye in eye widths (0 = no iris found).  ``parse`` raises :class:`InvalidPacket`.
+    """
+
+    steps: tuple[float, float]
+    key_scales: bytes
+    pred_scales: bytes
+    reference: tuple[float, ...]
+    iris_radius: tuple[float, float]
+    count: int = EYE_VALUES
+
+    def __post_init__(self) -> None:
+        if self.count != EYE_VALUES:
+            raise ValueError(f"eye channels: count must be {EYE_VALUES}, got {self.count}")
+        _set(self, "steps", tuple(_float32(f"eye steps[{i}]", v) for i, v in enumerate(self.steps)))
+        if len(self.steps) != 2:
+            raise ValueError(f"eye channels: 2 steps, got {len(self.steps)}")
+        _set(self, "key_scales", _scales("eye key_scales", self.key_scales, EYE_VALUES))
+        _set(self, "pred_scales", _scales("eye pred_scales", self.pred_scales, EYE_VALUES))
+        ref = tuple(float(np.float32(v)) for v in self.reference)
+        if len(ref) != EYE_VALUES or not all(math.isfinite(v) and abs(v) <= _EYE_REF_LIMIT for v in ref):
+            raise ValueError(f"eye channels: reference must be {EYE_VALUES} finite values within ±{_EYE_REF_LIMIT:g}")
+        _set(self, "reference", ref)
+        radius = tuple(float(np.float32(v)) for v in self.iris_radius)
+        if len(radius) != 2 or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in radius):
+            raise ValueError("eye channels: iris_radius must be 2 values in [0, 1]")
+        _set(self, "iris_radius", radius)
+
+    def __bytes__(self) -> bytes:
+        return b"".join(
+            (_U8.pack(self.count), _EYE_STEPS.pack(*self.steps), self.key_scales, self.pred_scales, _EYE_REF.pack(*self.reference, *self.iris_radius))
+        )
+
+    @classmethod
+    def parse(cls, value: bytes) -> "EyeChannels":
+        size = 1 + _EYE_STEPS.size + 2 * EYE_VALUES + _EYE_REF.size
+        if len(value) != size:
+            raise InvalidPacket(f"eye channels extension is {len(value)} bytes (expected {size})")
+        count = value[0]
+        steps = _EYE_STEPS.unpack_from(value, 1)
+        o = 1 + _EYE_STEPS.size
+        ref = _EYE_REF.unpack_from(value, o + 2 * EYE_VALUES)
+        try:
+            return cls(steps, value[o : o + EYE_VALUES], value[o + EYE_VALUES : o + 2 * EYE_VALUES], ref[:EYE_VALUES], ref[EYE_VALUES:], count)
+        except ValueError as exc:
+            raise InvalidPacket(str(exc)) from None
+
+
 @dataclass(frozen=True, slots=True)
 class ReferenceChunk(_PacketBase):
     """One piece of the reference blob, identified by the first 8 bytes of its SHA-256."""
@@ -428,8 +537,10 @@ class ReferenceChunk(_PacketBase):
     index: int
     count: int
     data: bytes
+    version: int = field(default=BITSTREAM_VERSION, kw_only=True)
 
     def __post_init__(self) -> None:
+        _set(self, "version", _version(self.version))
         _set(self, "digest_prefix", _bytes("digest_prefix", self.digest_prefix, 8, 8))
         count = _int("count", self.count, 1, _U16)
         _set(self, "count", count)
@@ -441,7 +552,7 @@ class ReferenceChunk(_PacketBase):
 
     def __bytes__(self) -> bytes:
         return b"".join(
-            (_header(self.TYPE), self.digest_prefix, _CHUNK.pack(self.index, self.count), self.data)
+            (_header(self.TYPE, self.version), self.digest_prefix, _CHUNK.pack(self.index, self.count), self.data)
         )
 
     @classmethod
@@ -464,11 +575,13 @@ class _CodedFrame(_PacketBase):
     seq: int
     pts_offset: int
     payload: bytes
+    version: int = field(default=BITSTREAM_VERSION, kw_only=True)
 
     def __post_init__(self) -> None:
+        _set(self, "version", _version(self.version))
         _set(self, "seq", _int("seq", self.seq, 0, _U16))
         _set(self, "pts_offset", _int("pts_offset", self.pts_offset, _I32_MIN, _I32_MAX))
-        _set(self, "payload", _bytes("payload", self.payload, 0, MAX_FRAME_PAYLOAD))
+        _set(self, "payload", _bytes("payload", self.payload, 0, _MAX_PAYLOAD[self.version]))
 
     @classmethod
     def from_values(
@@ -477,12 +590,14 @@ class _CodedFrame(_PacketBase):
         pts_offset: int,
         values: Sequence[int] | np.ndarray,
         scales: bytes | Sequence[int],
+        *,
+        version: int = BITSTREAM_VERSION,
     ) -> _F:
         """Range-code ``values`` (one per entry of ``scales``) into a new packet."""
         scale_bytes = _frame_scales(scales)
         if len(values) != len(scale_bytes):
             raise ValueError(f"got {len(values)} values for {len(scale_bytes)} scale indices")
-        return cls(seq, pts_offset, encode_ints(values, scale_bytes))
+        return cls(seq, pts_offset, encode_ints(values, scale_bytes), version=version)
 
     def decode_values(self, scales: bytes | Sequence[int]) -> np.ndarray:
         """Decode the payload into ``len(scales)`` int32 values; InvalidPacket if corrupt."""
@@ -495,7 +610,7 @@ class _CodedFrame(_PacketBase):
     def __bytes__(self) -> bytes:
         return b"".join(
             (
-                _header(self.TYPE),
+                _header(self.TYPE, self.version),
                 _U16S.pack(self.seq),
                 encode_uvarint(zigzag_encode(self.pts_offset)),
                 self.payload,
@@ -507,16 +622,15 @@ class _CodedFrame(_PacketBase):
         (seq,) = reader.unpack(_U16S)
         pts_offset = reader.pts_offset()
         payload = reader.rest()
-        if len(payload) > MAX_FRAME_PAYLOAD:
-            raise InvalidPacket(
-                f"{cls.TYPE.name}: payload is {len(payload)} bytes (max {MAX_FRAME_PAYLOAD})"
-            )
+        limit = _MAX_PAYLOAD.get(reader.data[2], MAX_FRAME_PAYLOAD)
+        if len(payload) > limit:
+            raise InvalidPacket(f"{cls.TYPE.name}: payload is {len(payload)} bytes (max {limit})")
         return {"seq": seq, "pts_offset": pts_offset, "payload": payload}
 
 
 def _frame_scales(scales: bytes | Sequence[int]) -> bytes:
     b = _scales("scales", scales)
-    lo, hi = POSE_FIELDS, POSE_FIELDS + MAX_COEFFS
+    lo, hi = POSE_FIELDS, POSE_FIELDS + MAX_COEFFS + EYE_VALUES
     if not lo <= len(b) <= hi:
         raise ValueError(f"a frame has {lo}..{hi} values, got {len(b)} scale indices")
     return b
@@ -545,13 +659,15 @@ class NoFace(_PacketBase):
 
     seq: int
     pts_offset: int = 0
+    version: int = field(default=BITSTREAM_VERSION, kw_only=True)
 
     def __post_init__(self) -> None:
+        _set(self, "version", _version(self.version))
         _set(self, "seq", _int("seq", self.seq, 0, _U16))
         _set(self, "pts_offset", _int("pts_offset", self.pts_offset, _I32_MIN, _I32_MAX))
 
     def __bytes__(self) -> bytes:
-        return _header(self.TYPE) + _U16S.pack(self.seq) + encode_uvarint(zigzag_encode(self.pts_offset))
+        return _header(self.TYPE, self.version) + _U16S.pack(self.seq) + encode_uvarint(zigzag_encode(self.pts_offset))
 
     @classmethod
     def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
@@ -581,8 +697,10 @@ class Seal(_PacketBase):
     counter: int
     time_ms: int
     signature: bytes
+    version: int = field(default=BITSTREAM_VERSION, kw_only=True)
 
     def __post_init__(self) -> None:
+        _set(self, "version", _version(self.version))
         _set(self, "covered_through_seq", _int("covered_through_seq", self.covered_through_seq, 0, _U16))
         _set(self, "counter", _int("counter", self.counter, 0, _U32))
         _set(self, "time_ms", _int("time_ms", self.time_ms, 0, _U32))
@@ -591,7 +709,7 @@ class Seal(_PacketBase):
     def __bytes__(self) -> bytes:
         return b"".join(
             (
-                _header(self.TYPE),
+                _header(self.TYPE, self.version),
                 _U16S.pack(self.covered_through_seq),
                 encode_uvarint(self.counter),
                 encode_uvarint(self.time_ms),
@@ -626,13 +744,15 @@ class End(_PacketBase):
 
     seq: int
     total_frames: int
+    version: int = field(default=BITSTREAM_VERSION, kw_only=True)
 
     def __post_init__(self) -> None:
+        _set(self, "version", _version(self.version))
         _set(self, "seq", _int("seq", self.seq, 0, _U16))
         _set(self, "total_frames", _int("total_frames", self.total_frames, 0, _U32))
 
     def __bytes__(self) -> bytes:
-        return _header(self.TYPE) + _END.pack(self.seq, self.total_frames)
+        return _header(self.TYPE, self.version) + _END.pack(self.seq, self.total_frames)
 
     @classmethod
     def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
@@ -664,9 +784,10 @@ def _check_header(data: bytes) -> PacketType:
         raise InvalidPacket(f"packet truncated: header needs {_plural(_HEADER_SIZE - len(data), 'more byte')}")
     if data[:2] != MAGIC:
         raise InvalidPacket(f"bad packet magic {data[:2].hex()} (expected 464c, 'FL')")
-    if data[2] != BITSTREAM_VERSION:
+    if data[2] not in SUPPORTED_VERSIONS:
         raise InvalidPacket(
-            f"unsupported bitstream version {data[2]} (this parser reads version {BITSTREAM_VERSION})"
+            f"unsupported bitstream version {data[2]} (this parser reads versions "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))}; a newer FaceLink wrote it: upgrade)"
         )
     ptype = _TYPES_BY_BYTE.get(data[3])
     if ptype is None:

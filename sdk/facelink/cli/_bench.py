@@ -37,6 +37,10 @@ def register(sub) -> None:
     )
     c.add_argument("--no-facelink", action="store_true", help="run the peers only")
     c.add_argument(
+        "--facelink", metavar="LIST", dest="facelink_points",
+        help="comma-separated FaceLink points (default: k4-coarse,low,medium,high,k32-fine; also <preset>-noeyes)",
+    )  # fmt: skip
+    c.add_argument(
         "--split", choices=["eval", "train", "all"], default="eval", help="which persons of the development data (default: eval)"
     )
     c.add_argument("--limit", type=int, metavar="N", help="only the first N clips")
@@ -127,6 +131,8 @@ def _command(args) -> str:
         parts += ["--every", str(args.every)]
     if args.peers != "x264,x265,svtav1":
         parts += ["--peers", args.peers]
+    if getattr(args, "facelink_points", None):
+        parts += ["--facelink", args.facelink_points]
     if args.split != "eval" and not args.clips:
         parts += ["--split", args.split]
     if args.backend != "auto":
@@ -162,10 +168,11 @@ def run_codec(args) -> int:
     kbps = _floats(args.peer_kbps, "--peer-kbps") if args.peer_kbps else (FAST_PEER_KBPS if args.fast else DEFAULT_PEER_KBPS)
     size = args.size if args.size is not None else (128 if args.fast else 256)
     frames = args.frames if args.frames is not None else (10 if args.fast else 150)
+    names = [n.strip() for n in args.facelink_points.split(",") if n.strip()] if args.facelink_points else None
     try:
         config = CodecBenchConfig(
             size=size, frames=frames, every=args.every,
-            facelink=() if args.no_facelink else tuple(facelink_points(fast=args.fast)),
+            facelink=() if args.no_facelink else tuple(facelink_points(fast=args.fast, names=names)),
             peers=tuple(peers), peer_kbps=kbps, backend=args.backend,
         )  # fmt: skip
     except ValueError as e:

@@ -13,6 +13,10 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
     p.add_argument("--reference", metavar="IMG", help="drive this image instead of the stream's reference (motion transfer)")
     p.add_argument("--pose", metavar="YAW,PITCH,ROLL", help="re-pose the head by these angles in degrees (free view; within ±30,±20,±20)")
+    p.add_argument(
+        "--eye-contact", action="store_true",
+        help="redirect the rendered gaze at the camera (blinks and lids kept; --pose turns the head, this turns the eyes)",
+    )  # fmt: skip
     p.add_argument("--trust", metavar="DIR", help="trusted sender keys (default: $FACELINK_HOME/trust)")
     p.add_argument("--insecure", action="store_true", help="decode unsigned streams or untrusted signers (seals still checked)")
     p.add_argument("--no-c2pa", action="store_true", help="do not embed C2PA Content Credentials (the signed OUT.facelink.json is always written)")
@@ -44,6 +48,7 @@ def run(args) -> int:
                 args.input, str(tmp), target_image=args.reference, pose_offset=offset, backend=args.backend,
                 progress=bar, trust_dir=args.trust, insecure=args.insecure, refiner=args.refiner,
                 manifest_path=str(manifest), c2pa=not args.no_c2pa, output_name=Path(args.output).name,
+                eye_contact=args.eye_contact,
             )  # fmt: skip
     except BaseException:
         if "result" in locals():  # the manifest was written but the video did not land: remove it

@@ -46,6 +46,7 @@ def register(sub) -> None:
     p.add_argument("--refcache", metavar="DIR", help="reference cache directory (default: $FACELINK_HOME/refcache)")
     add_backend_argument(p)
     add_refiner_argument(p)
+    p.add_argument("--eye-contact", action="store_true", help="redirect the rendered gaze at the camera (blinks and lids kept)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the statistics")
     p.set_defaults(func=run)
 
@@ -147,7 +148,11 @@ def run(args) -> int:
     bound = receiver.open()
     print(f"facelink: listening on {bound}" + (f" as {identity.fingerprint}" if identity else ""), file=sys.stderr)
     rx_key = identity.public.ed25519 if identity is not None else None  # None: this machine's local key
-    renderer = SessionRenderer(backend=args.backend, receiver_key=rx_key, refiner=args.refiner) if args.output else None
+    renderer = (
+        SessionRenderer(backend=args.backend, receiver_key=rx_key, refiner=args.refiner, eye_contact=args.eye_contact)
+        if args.output
+        else None
+    )
     status = StatusLine()
     out_frames = stale = 0
     latencies: list[float] = []

@@ -242,7 +242,8 @@ def run(args) -> int:
                     sender.skip_frame()
                     continue
                 obs = tracker.update(frame.image, frame.time)
-                if sender.send_frame(frame.index, frame.time, obs.landmarks if obs is not None else None, captured_at=captured):
+                face = obs.landmarks if obs is not None else None
+                if sender.send_frame(frame.index, frame.time, face, captured_at=captured, eyes=obs.eyes if obs is not None else None):
                     span[0] = frame.time if span[0] is None else span[0]
                     span[1] = frame.time
                 if status.due():

@@ -21,6 +21,9 @@ class CodecParams:
     parameters fit a 256x256 crop and a small face in a 1080p frame.  ``hysteresis`` (in
     steps) keeps a field at its previous level until the input moves that far past the
     rounding boundary: it removes quantiser flicker that would cost bits and show as jitter.
+
+    ``eyes`` adds the eye channels (bitstream version 2): per eye the iris position
+    (``gaze_step``, eye widths) and the lid opening (``open_step``, eye widths).
     """
 
     k: int = 16
@@ -30,11 +33,14 @@ class CodecParams:
     coeff_step: float = 0.025
     key_interval: int = 60
     hysteresis: float = 0.2
+    eyes: bool = True
+    gaze_step: float = 0.015
+    open_step: float = 0.012
 
     def __post_init__(self) -> None:
         if not 0 <= self.k <= 64:
             raise ValueError(f"k must be in 0..64, got {self.k}")
-        for name in ("rot_step", "trans_step", "scale_step", "coeff_step"):
+        for name in ("rot_step", "trans_step", "scale_step", "coeff_step", "gaze_step", "open_step"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
         if not 1 <= self.key_interval <= 65535:
@@ -47,9 +53,9 @@ class CodecParams:
 
 
 QUALITY_PRESETS: dict[str, CodecParams] = {
-    "low": CodecParams(k=8, rot_step=0.5, trans_step=0.01, scale_step=0.008, coeff_step=0.05),
+    "low": CodecParams(k=8, rot_step=0.5, trans_step=0.01, scale_step=0.008, coeff_step=0.05, gaze_step=0.025, open_step=0.018),
     "medium": CodecParams(k=16, rot_step=0.25, trans_step=0.005, scale_step=0.004, coeff_step=0.025),
-    "high": CodecParams(k=24, rot_step=0.1, trans_step=0.002, scale_step=0.002, coeff_step=0.01),
+    "high": CodecParams(k=24, rot_step=0.1, trans_step=0.002, scale_step=0.002, coeff_step=0.01, gaze_step=0.01, open_step=0.008),
 }
 
 #: typical rate (median kbit/s at 30 fps, all packets but the reference) of each operating

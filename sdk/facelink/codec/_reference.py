@@ -14,12 +14,16 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InvalidPacket
+
+if TYPE_CHECKING:
+    from ..face import EyeState
 
 __all__ = ["Reference"]
 
@@ -33,11 +37,21 @@ FORMATS = {1: "JPEG", 2: "PNG"}
 
 @dataclass(frozen=True, eq=False)
 class Reference:
-    """Reference image (RGB uint8) and its (468, 3) float32 landmarks, with the encoded bytes."""
+    """Reference image (RGB uint8) and its (468, 3) float32 landmarks, with the encoded bytes.
+
+    ``eyes``: what the eyes do in the image (iris, lids, brows), measured on the decoded
+    image by whoever made the reference; not part of the blob (a stream carries it in its
+    session header's eye channels).
+    """
 
     image: np.ndarray
     landmarks: np.ndarray
     blob: bytes
+    eyes: "EyeState | None" = None
+
+    def with_eyes(self, eyes: "EyeState | None") -> "Reference":
+        """The same reference with its measured eye state."""
+        return replace(self, eyes=eyes)
 
     @property
     def digest(self) -> bytes:

@@ -23,7 +23,7 @@ from ..keypoints import ExpressionBasis, KeypointFitter, Pose, default_basis
 from ._params import N_POSE, CodecParams
 from ._reference import Reference
 
-__all__ = ["FrameKind", "KeypointFrame", "StreamDecoder", "StreamEncoder", "PTS_HZ"]
+__all__ = ["FrameKind", "KeypointFrame", "StreamDecoder", "StreamEncoder", "PTS_HZ", "eye_reference"]
 
 #: timestamps in packets are in 1/90000 s (as RTP video clocks)
 PTS_HZ = 90_000
@@ -32,6 +32,12 @@ CHUNK = 16_000
 #: typical deviation of each pose field from the reference (degrees, face units, log):
 #: the key-frame entropy models; coefficients use the basis' own std
 _KEY_POSE_SPREAD = np.array([8.0, 6.0, 4.0, 0.15, 0.15, 0.08])
+#: eye channels (per eye: gaze x, gaze y, openness): typical deviation from the reference
+#: (key frames) and mean absolute change per frame (predicted frames)
+_EYE_KEY_SPREAD = np.array([0.06, 0.05, 0.06] * 2)
+_EYE_PRED_MOTION = np.array([0.012, 0.01, 0.02] * 2)
+#: eye values assumed for a reference whose eyes could not be measured
+_NOMINAL_EYES = np.array([0.0, 0.0, 0.18] * 2)
 
 
 class FrameKind(enum.Enum):
@@ -50,6 +56,9 @@ class KeypointFrame:
     kind: FrameKind
     pose: Pose | None = None
     coeffs: np.ndarray | None = None
+    #: the 6 eye values (gaze x, gaze y, openness; right eye then left) of a stream
+    #: with eye channels (see :class:`~facelink.face.EyeState`), else ``None``
+    eyes: np.ndarray | None = None
 
     @property
     def has_face(self) -> bool:
@@ -62,13 +71,24 @@ def _steps(params: CodecParams, face_px: float) -> np.ndarray:
     )
 
 
-def _fields(pose: Pose, coeffs: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.degrees([pose.yaw, pose.pitch, pose.roll]), [pose.tx, pose.ty, math.log(pose.scale)], coeffs])
+def _eye_steps(steps: tuple[float, float]) -> np.ndarray:
+    gaze, opening = steps
+    return np.array([gaze, gaze, opening] * 2)
 
 
-def _from_fields(v: np.ndarray) -> tuple[Pose, np.ndarray]:
+def _fields(pose: Pose, coeffs: np.ndarray, eyes: np.ndarray | None = None) -> np.ndarray:
+    parts = [np.degrees([pose.yaw, pose.pitch, pose.roll]), [pose.tx, pose.ty, math.log(pose.scale)], coeffs]
+    if eyes is not None:
+        parts.append(eyes)
+    return np.concatenate(parts)
+
+
+def _from_fields(v: np.ndarray, k: int | None = None) -> tuple[Pose, np.ndarray, np.ndarray | None]:
     yaw, pitch, roll = np.radians(v[:3])
-    return Pose(float(yaw), float(pitch), float(roll), float(v[3]), float(v[4]), float(math.exp(v[5]))), v[N_POSE:].copy()
+    pose = Pose(float(yaw), float(pitch), float(roll), float(v[3]), float(v[4]), float(math.exp(v[5])))
+    end = len(v) if k is None else N_POSE + k
+    eyes = v[end:].copy() if end < len(v) else None
+    return pose, v[N_POSE:end].copy(), eyes
 
 
 def _scale_index(b: np.ndarray) -> bytes:
@@ -86,6 +106,8 @@ class _Session:
     ref_fields: np.ndarray
     steps: np.ndarray
     nominal: Fraction  # seconds per frame
+    key_scales: bytes
+    pred_scales: bytes
 
     def pts_ticks(self, index: int) -> int:
         return round(index * self.nominal * PTS_HZ)
@@ -105,19 +127,35 @@ def _check_header(h: "bs.SessionHeader") -> None:
         raise InvalidPacket("session header: frame size is zero")
 
 
-def _decoded_pose(s: "_Session", q: np.ndarray) -> tuple[Pose, np.ndarray]:
+def _decoded_pose(s: "_Session", q: np.ndarray) -> tuple[Pose, np.ndarray, np.ndarray | None]:
     v = s.ref_fields + q * s.steps
     if not (np.all(np.isfinite(v)) and np.all(np.abs(v[:3]) <= 720) and abs(v[5]) <= 30 and np.all(np.abs(v[3:5]) <= 1e7)):
         raise InvalidPacket("decoded pose out of range")
-    return _from_fields(v)
+    pose, coeffs, eyes = _from_fields(v, s.header.n_coeffs)
+    if eyes is not None and not np.all(np.abs(eyes) <= 10.0):
+        raise InvalidPacket("decoded eye values out of range")
+    return pose, coeffs, eyes
 
 
 def _session(header: "bs.SessionHeader", reference: Reference, basis: ExpressionBasis) -> _Session:
     fitter, ref_pose = KeypointFitter.from_reference(basis, reference.landmarks, header.n_coeffs)
     steps = np.array([header.steps[0]] * 3 + [header.steps[1]] * 2 + [header.steps[2]] + [header.steps[3]] * header.n_coeffs)
-    return _Session(
-        header, fitter, _fields(ref_pose, np.zeros(header.n_coeffs)), steps, Fraction(header.fps_den, header.fps_num)
-    )
+    ref_fields = _fields(ref_pose, np.zeros(header.n_coeffs))
+    eyes = header.eye_channels
+    if eyes is not None:
+        steps = np.concatenate([steps, _eye_steps(eyes.steps)])
+        ref_fields = np.concatenate([ref_fields, np.asarray(eyes.reference, np.float64)])
+    key_scales, pred_scales = header.frame_scales
+    return _Session(header, fitter, ref_fields, steps, Fraction(header.fps_den, header.fps_num), key_scales, pred_scales)
+
+
+def eye_reference(header: "bs.SessionHeader") -> tuple[np.ndarray, np.ndarray] | None:
+    """The reference image's 6 eye values and its iris radii (eye widths; 0 = none found)
+    from a session header with eye channels, else ``None``."""
+    eyes = header.eye_channels
+    if eyes is None:
+        return None
+    return np.asarray(eyes.reference, np.float64), np.asarray(eyes.iris_radius, np.float64)
 
 
 class StreamEncoder:
@@ -148,6 +186,8 @@ class StreamEncoder:
         pred_b = np.concatenate([motion[:N_POSE], motion[N_POSE : N_POSE + params.k]])
         pred_b = pred_b * np.array([1, 1, 1, ref_pose.scale, ref_pose.scale, 1] + [1] * params.k) / steps
         key_b = np.concatenate([_KEY_POSE_SPREAD * np.array([1, 1, 1, ref_pose.scale, ref_pose.scale, 1]), self.basis.std[: params.k]]) / steps
+        if params.eyes:
+            extensions = tuple(sorted(tuple(e for e in extensions if e[0] != bs.EYE_TAG) + ((bs.EYE_TAG, bytes(self._eye_channels(params, reference))),)))
         self.header = bs.SessionHeader(
             session_id=session_id if session_id is not None else os.urandom(16),
             created_us=created_us if created_us is not None else int(_time.time() * 1e6),
@@ -173,6 +213,24 @@ class StreamEncoder:
         self._last_index = -1
         self._t0: float | None = None
 
+    @staticmethod
+    def _eye_channels(params: CodecParams, reference: Reference) -> "bs.EyeChannels":
+        steps = (params.gaze_step, params.open_step)
+        ref_eyes = reference.eyes
+        if ref_eyes is not None and bool(np.all(ref_eyes.visible)):
+            values = np.clip(ref_eyes.as_array(), -1.0, 1.0)
+            radius = np.clip(ref_eyes.iris_radius, 0.0, 1.0)
+        else:  # eyes not measured (or hidden) in the reference: nominal values, no iris
+            values, radius = _NOMINAL_EYES, np.zeros(2)
+        es = _eye_steps(steps)
+        return bs.EyeChannels(
+            steps,
+            _scale_index(_EYE_KEY_SPREAD / es),
+            _scale_index(np.maximum(_EYE_PRED_MOTION / es, 1e-3)),
+            tuple(float(v) for v in values),
+            tuple(float(v) for v in radius),
+        )
+
     @property
     def fitter(self) -> KeypointFitter:
         return self._s.fitter
@@ -194,10 +252,15 @@ class StreamEncoder:
             self._t0 = t
         return round((t - self._t0) * PTS_HZ) - self._s.pts_ticks(index)
 
-    def encode(self, index: int, t: float, landmarks: np.ndarray | None, force_key: bool = False) -> tuple[bytes, KeypointFrame]:
+    def encode(
+        self, index: int, t: float, landmarks: np.ndarray | None, force_key: bool = False, eyes: object = None
+    ) -> tuple[bytes, KeypointFrame]:
         """Code frame ``index`` taken at ``t`` seconds (``landmarks`` None = no face).
 
-        Returns the packet and the frame exactly as the decoder will reconstruct it.
+        ``eyes``: the frame's :class:`~facelink.face.EyeState` (or its 8 values) for a session
+        with eye channels; ``None`` repeats the last coded eye values (the reference's at the
+        start of a run of face frames).  Returns the packet and the frame exactly as the
+        decoder will reconstruct it.
         """
         if index <= self._last_index:
             raise ValueError("frame indices must increase")
@@ -210,7 +273,10 @@ class StreamEncoder:
             self._prev = None
             return bytes(bs.NoFace(seq, off)), KeypointFrame(index, time, FrameKind.NO_FACE)
         pose, coeffs = self._s.fitter.fit(landmarks)
-        x = (_fields(pose, coeffs) - self._s.ref_fields) / self._s.steps
+        ev = None
+        if self._s.header.eye_channels is not None:
+            ev = self._eye_values(eyes)
+        x = (_fields(pose, coeffs, ev) - self._s.ref_fields) / self._s.steps
         q = np.round(x).astype(np.int64)
         key = force_key or self._prev is None or self._since_key >= self.params.key_interval - 1
         if not key:
@@ -218,14 +284,25 @@ class StreamEncoder:
             q = np.where(hold, self._prev, q)
         q = np.clip(q, -(1 << 20), 1 << 20)
         if key:
-            pkt = bs.KeyFrame.from_values(seq, off, q.tolist(), self.header.key_scales)
+            pkt = bs.KeyFrame.from_values(seq, off, q.tolist(), self._s.key_scales)
             self._since_key = 0
         else:
-            pkt = bs.PredictedFrame.from_values(seq, off, (q - self._prev).tolist(), self.header.pred_scales)
+            pkt = bs.PredictedFrame.from_values(seq, off, (q - self._prev).tolist(), self._s.pred_scales)
             self._since_key += 1
         self._prev = q
-        pose_q, coeffs_q = _from_fields(self._s.ref_fields + q * self._s.steps)
-        return bytes(pkt), KeypointFrame(index, time, FrameKind.KEY if key else FrameKind.PREDICTED, pose_q, coeffs_q)
+        pose_q, coeffs_q, eyes_q = _from_fields(self._s.ref_fields + q * self._s.steps, self.params.k)
+        return bytes(pkt), KeypointFrame(index, time, FrameKind.KEY if key else FrameKind.PREDICTED, pose_q, coeffs_q, eyes_q)
+
+    def _eye_values(self, eyes: object) -> np.ndarray:
+        n = N_POSE + self.params.k
+        if eyes is None:  # hold what the receiver has (or the reference's values)
+            if self._prev is None:
+                return self._s.ref_fields[n:].copy()
+            return self._s.ref_fields[n:] + self._prev[n:] * self._s.steps[n:]
+        v = np.asarray(eyes.as_array() if hasattr(eyes, "as_array") else eyes, np.float64).reshape(-1)
+        if v.shape != (bs.EYE_VALUES,) or not np.all(np.isfinite(v)):
+            raise ValueError(f"eyes must be an EyeState or {bs.EYE_VALUES} finite values")
+        return np.clip(v, -1.0, 1.0)
 
     def end(self) -> bytes:
         return bytes(bs.End(max(self._last_index, 0) & 0xFFFF, self._frames))
@@ -296,6 +373,8 @@ class StreamDecoder:
 
     def feed(self, data: bytes) -> KeypointFrame | None:
         pkt = bs.parse_packet(data)
+        if self.header is not None and pkt.version != self.header.version and not isinstance(pkt, bs.SessionHeader):
+            raise InvalidPacket(f"a version {pkt.version} packet in a version {self.header.version} session")
         if isinstance(pkt, bs.SessionHeader):
             self._on_header(pkt)
             return None
@@ -321,17 +400,17 @@ class StreamDecoder:
             self._prev = None
             return KeypointFrame(idx, time, FrameKind.NO_FACE)
         if isinstance(pkt, bs.KeyFrame):
-            q = pkt.decode_values(s.header.key_scales).astype(np.int64)
+            q = pkt.decode_values(s.key_scales).astype(np.int64)
             kind = FrameKind.KEY
         else:
             if self._prev is None or not contiguous:
                 self._prev = None
                 return KeypointFrame(idx, time, FrameKind.LOST)
-            q = self._prev + pkt.decode_values(s.header.pred_scales).astype(np.int64)
+            q = self._prev + pkt.decode_values(s.pred_scales).astype(np.int64)
             kind = FrameKind.PREDICTED
-        pose, coeffs = _decoded_pose(s, q)
+        pose, coeffs, eyes = _decoded_pose(s, q)
         self._prev = q
-        return KeypointFrame(idx, time, kind, pose, coeffs)
+        return KeypointFrame(idx, time, kind, pose, coeffs, eyes)
 
     def landmarks(self, frame: KeypointFrame) -> np.ndarray:
         """Image-space (468, 3) landmarks of a decoded frame with a face."""

@@ -30,10 +30,16 @@ def roi_from_landmarks(lm: np.ndarray, scale: float = 1.5) -> Roi:
 
 
 class LandmarkModel:
-    """Runs Face Mesh on one ROI; returns image-space landmarks and the face-presence score."""
+    """Runs Face Mesh on one ROI; returns image-space landmarks and the face-presence score.
 
-    def __init__(self, session) -> None:
+    ``iris``: the Iris model (:class:`~facelink.face.EyeModel`) that refines the eyes of
+    these landmarks (MediaPipe's "face landmarks with iris"); trackers built on this model
+    then also report what the eyes do.
+    """
+
+    def __init__(self, session, iris=None) -> None:
         self._session = session
+        self.iris = iris
 
     def __call__(self, image: np.ndarray | Image.Image, roi: Roi) -> tuple[np.ndarray, float]:
         x = crop(image, roi, INPUT_SIZE)

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ._detector import Detection, FaceDetector
+from ._eyes import EyeState, EyeTracker
 from ._filter import OneEuroFilter
 from ._geometry import Roi
 from ._landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, LandmarkModel, roi_from_landmarks
@@ -27,7 +28,8 @@ class FaceObservation:
     ``landmarks`` are smoothed (468, 3) image-pixel coordinates (x right, y down, z towards
     the camera negative, in pixel units); ``raw_landmarks`` are the model's output before
     smoothing; ``roi`` is the crop the landmarks came from; ``detected`` is true when the
-    detector (not the previous frame) placed that crop.
+    detector (not the previous frame) placed that crop; ``eyes`` what the eyes do (iris,
+    lids, brows; ``None`` when the tracker has no eye model).
     """
 
     landmarks: np.ndarray
@@ -36,6 +38,7 @@ class FaceObservation:
     roi: Roi
     detected: bool
     faces_detected: int
+    eyes: EyeState | None = None
 
 
 class FaceTracker:
@@ -54,18 +57,26 @@ class FaceTracker:
         presence_threshold: float = 0.5,
         smoothing: OneEuroFilter | None = None,
         redetect_every: int = 0,
+        eyes: EyeTracker | bool = True,
     ) -> None:
         self.detector = detector
         self.landmarks = landmarks
         self.presence_threshold = presence_threshold
         self.filter = smoothing if smoothing is not None else OneEuroFilter()
         self.redetect_every = redetect_every
+        if eyes is True:
+            iris = getattr(landmarks, "iris", None)
+            eyes = EyeTracker(iris) if iris is not None else False
+        #: the eye tracker (``None``: eyes are not tracked, observations carry ``eyes=None``)
+        self.eyes: EyeTracker | None = eyes or None
         self._roi: Roi | None = None
         self._since_detect = 0
 
     def reset(self) -> None:
         self._roi = None
         self.filter.reset()
+        if self.eyes is not None:
+            self.eyes.reset()
 
     def _from_detection(self, img: Image.Image, frame: np.ndarray) -> tuple[np.ndarray, float, Roi, int] | None:
         dets: list[Detection] = self.detector.detect(frame)
@@ -107,4 +118,5 @@ class FaceTracker:
         lm, score, roi = result
         self._roi = roi_from_landmarks(lm)
         smooth = self.filter(lm, t, scale=max(inter_ocular(lm), 1.0))
-        return FaceObservation(smooth, lm, score, roi, detected, n_faces)
+        eyes = self.eyes.update(img, lm, t) if self.eyes is not None else None
+        return FaceObservation(smooth, lm, score, roi, detected, n_faces, eyes)

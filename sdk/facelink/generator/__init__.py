@@ -9,6 +9,7 @@ that carry hair, neck and background), mouth and eye interiors from per-referenc
 one bilinear sample in a tiny ONNX graph.  See ``docs/generator.md``.
 """
 
+from ._eyes import EyeControls
 from ._generator import Generator
 
-__all__ = ["Generator"]
+__all__ = ["EyeControls", "Generator"]

@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..keypoints import default_basis, similarity_fit
-from ._atlas import Atlas, eye_atlas, mouth_atlas
+from ._atlas import Atlas, mouth_atlas
+from ._eyes import LID_RINGS, EyeControls, EyeDriver, eyeball_atlas, lid_band, reference_iris
 from ._mesh import (
     FACE_OVAL,
     LABEL_EYE_LEFT,
@@ -142,6 +143,7 @@ class Generator:
         backend: str = "auto",
         flow_scale: float = 1.0,
         refiner: str | None = "off",
+        reference_eyes: object = None,
     ) -> None:
         img = np.asarray(reference_image)
         if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 2 or img.shape[1] < 2:
@@ -201,13 +203,30 @@ class Generator:
         self._box = self._rest
         rw, rh = sx1 - sx0, sy1 - sy0
 
+        # the reference's irises (from its measured eye state), for the eyeball atlases
+        iris: list = [None, None]
+        if reference_eyes is not None:
+            iris = reference_iris(ref, reference_eyes.as_array(), reference_eyes.iris_radius)
+        self._eye_driver = EyeDriver(ref, (RIGHT_LIDS, LEFT_LIDS), iris, N_LANDMARKS)
+
         # warp source: the edge-padded region, then the atlases in a row below it
         pad = max(8, int(np.ceil(0.25 * max(rw, rh))))
         region = np.pad(img[sy0:sy1, sx0:sx1].astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        # the upper-lid bands, which sample lid atlases (reference band under synthetic lid skin)
+        skin = ~np.isin(mesh.labels, (LABEL_MOUTH, LABEL_EYE_RIGHT, LABEL_EYE_LEFT, LABEL_RING))
+        self._lid_bands = [
+            lid_band(
+                img, ref, lids, corners, N_LANDMARKS + np.flatnonzero(mesh.derived_eye == e), mesh.triangles, skin, verts_ref,
+                LID_RINGS[e],
+            )  # fmt: skip
+            for e, (lids, corners) in enumerate(((RIGHT_LIDS, RIGHT_CORNERS), (LEFT_LIDS, LEFT_CORNERS)))
+        ]
         atlases: list[Atlas] = [
             mouth_atlas(img, ref, canon, s0, mesh.triangles[mesh.labels == LABEL_MOUTH]),
-            eye_atlas(img, ref, RIGHT_EYE),
-            eye_atlas(img, ref, LEFT_EYE),
+            eyeball_atlas(img, ref, RIGHT_EYE, iris[0]),
+            eyeball_atlas(img, ref, LEFT_EYE, iris[1]),
+            self._lid_bands[0].atlas,
+            self._lid_bands[1].atlas,
         ]
         apad = 2
         placed: list[tuple[int, int]] = []
@@ -251,7 +270,6 @@ class Generator:
         prio[np.isin(labels, (LABEL_MOUTH, LABEL_EYE_RIGHT, LABEL_EYE_LEFT))] = _INTERIOR_OFFSET
         self._prio = prio[:, None]
         self._attr = self._to_grid(verts_ref[:, :2] + self._offset)[tris]  # (T, 3, 2)
-
         # per-frame state and buffers
         self._raster = Rasterizer()
         self._grids: dict[tuple[int, int], np.ndarray] = {}
@@ -261,6 +279,7 @@ class Generator:
         model = resolve_refiner(refiner)
         self._refiner = Refiner(model, backend=backend) if model is not None else None
         self._verts = verts_ref.copy()
+        self._verts_ref2 = verts_ref[:, :2].copy()
         self._limit = 4.0 * max(w, h)
 
     # ----------------------------------------------------------------------------------
@@ -319,15 +338,20 @@ class Generator:
         return x0, y0, x1, y1
 
     # ----------------------------------------------------------------------------------
-    def flow(self, driving_landmarks: np.ndarray) -> np.ndarray:
+    def flow(self, driving_landmarks: np.ndarray, eyes: EyeControls | None = None) -> np.ndarray:
         """The (1, h, w, 2) normalised sampling grid of the face box for one driving frame.
 
         The array is a buffer reused by the next call.  Exposed for tests and tooling.
         """
-        drv, closed = self._shape_blinks(_check_landmarks("driving_landmarks", driving_landmarks))
+        drv = _check_landmarks("driving_landmarks", driving_landmarks)
+        gaze = None
+        if eyes is None:
+            drv, closed = self._shape_blinks(drv)
         s1, r1, t1 = similarity_fit(self.reference_landmarks, drv, self._weights)
         if not (np.isfinite(s1) and s1 > _MIN_SCALE):
             raise ValueError("driving_landmarks are degenerate (collapsed to a point or a line)")
+        if eyes is not None:  # explicit eye channels: lids and gaze as transmitted
+            drv, closed, gaze = self._eye_driver.drive(drv, eyes, s1, r1)
         verts = self._verts
         verts[:N_LANDMARKS] = drv
         verts[self._oval] = _smooth_outline(drv[self._oval])
@@ -343,6 +367,11 @@ class Generator:
         xy = tv[:, :, :2] - np.array([x0, y0], np.float64)
         z = tv[:, :, 2] + self._prio
         attr = self._attr.copy()
+        # upper-lid bands: from their lid atlases, lifted into the lid skin as the eye shuts
+        for e, band in enumerate(self._lid_bands):
+            src = self._verts_ref2[self._tris[band.triangles]]
+            src[..., 1] -= closed[e] * band.lift[self._tris[band.triangles]]
+            attr[band.triangles] = self._atlas_coords(3 + e, src)
 
         # mouth interior: canonical (head-fixed) coordinates into the mouth atlas
         s0, r0, t0 = self._pose0
@@ -353,6 +382,8 @@ class Generator:
         # eye interiors: the eyeball moves rigidly with the head; lids slide over it
         for k, idx in ((1, self._eye_r), (2, self._eye_l)):
             q = ((tv[idx] - t1) @ r1) / s1
+            if gaze is not None:  # the iris moves: the eyeball under the opening shifts
+                q[:, :, :2] -= self._eye_driver.gaze_weight[self._tris[idx]][..., None] * gaze[k - 1]
             attr[idx] = self._atlas_coords(k, q[:, :, :2])
 
         grid = self._grids.get((y1 - y0, x1 - x0))
@@ -439,7 +470,7 @@ class Generator:
             self._raster.draw(xy[near] - np.array([wx0, wy0], np.float64), z[near], attr[near], win)
             out[wy0:wy1, wx0:wx1] = win
 
-    def render(self, driving_landmarks: np.ndarray) -> np.ndarray:
+    def render(self, driving_landmarks: np.ndarray, eyes: EyeControls | None = None) -> np.ndarray:
         """The full (H, W, 3) uint8 frame for one frame of driving landmarks (reference pixels).
 
         Raises ``ValueError`` for landmarks of the wrong shape or dtype, non-finite values, or a
@@ -447,7 +478,7 @@ class Generator:
         further than about its own radius from where the reference has it) still gives a valid
         frame: the mesh is clipped to the face box.
         """
-        patch, inputs = self.warp_parts(driving_landmarks, with_inputs=self._refiner is not None)
+        patch, inputs = self.warp_parts(driving_landmarks, with_inputs=self._refiner is not None, eyes=eyes)
         if self._refiner is not None:
             patch = self._refiner(patch, inputs)
         out = self.reference_image.copy()
@@ -455,12 +486,14 @@ class Generator:
         out[y0:y1, x0:x1] = patch
         return out
 
-    def warp_parts(self, driving_landmarks: np.ndarray, with_inputs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    def warp_parts(
+        self, driving_landmarks: np.ndarray, with_inputs: bool = True, eyes: EyeControls | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """The warped face box ``(h, w, 3)`` uint8 (a view of a reused buffer) and, with
         ``with_inputs``, the refiner's ``(6, h, w)`` input tensor for it (see
         :func:`~facelink.generator._refine.refiner_inputs`).  :attr:`face_box` says where the
         box lies.  Used by :meth:`render` and by the refiner's training data."""
-        grid = self.flow(driving_landmarks)
+        grid = self.flow(driving_landmarks, eyes)
         patch = self._warp(grid)[0]
         if not with_inputs:
             return patch, None

@@ -105,11 +105,12 @@ class LoopbackLink:
             raise
         return self
 
-    def send(self, index: int, t: float, landmarks: np.ndarray | None) -> list[Delivery]:
-        """Send one frame; returns the receiver's deliveries up to and including it."""
+    def send(self, index: int, t: float, landmarks: np.ndarray | None, eyes: object = None) -> list[Delivery]:
+        """Send one frame (``eyes``: its :class:`~facelink.face.EyeState`, if tracked);
+        returns the receiver's deliveries up to and including it."""
         if self.sender is None:
             raise RuntimeError("LoopbackLink.open() first")
-        sent = self.sender.send_frame(index, t, landmarks)
+        sent = self.sender.send_frame(index, t, landmarks, eyes=eyes)
         out, self._pending = self._pending, []
         deadline = time.monotonic() + self.timeout
         seq = index & 0xFFFF

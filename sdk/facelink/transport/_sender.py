@@ -266,8 +266,12 @@ class Sender:
             if self.connected:
                 self._sync()
 
-    def send_frame(self, index: int, t: float, landmarks: np.ndarray | None, *, captured_at: float | None = None) -> bool:
+    def send_frame(
+        self, index: int, t: float, landmarks: np.ndarray | None, *, captured_at: float | None = None, eyes: object = None
+    ) -> bool:
         """Encode and send frame ``index`` taken at ``t`` seconds; False if it was skipped.
+
+        ``eyes``: the frame's :class:`~facelink.face.EyeState` (``FaceObservation.eyes``).
 
         ``captured_at`` (wall clock, seconds since the epoch) starts the session's clock
         when this is its first frame; receivers measure latency against it.
@@ -292,7 +296,7 @@ class Sender:
             self.stats.frames_skipped += 1
             self._force_key = True
             return False
-        pkt, kf = self.codec.encode(index, t, landmarks, force_key=self._force_key)
+        pkt, kf = self.codec.encode(index, t, landmarks, force_key=self._force_key, eyes=eyes)
         self._force_key = False
         self.stats.frames_sent += 1
         self.stats.key_frames += kf.kind.value == "key"
