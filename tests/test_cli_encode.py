@@ -136,3 +136,30 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_output_directory_must_exist(face_models, talking_video, tmp_path, capsys):
     assert main(["encode", str(talking_video), "-o", str(tmp_path / "nope" / "o.flk")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["encode", "x.mp4", "-o", "y.flk"], ["send", "x.mp4", "--to", "tcp://127.0.0.1:5555"]])
+@pytest.mark.parametrize("kbps", ["0.1", "2.9", "nan", "inf", "0"])
+def test_unreachable_kbps_is_refused_naming_the_range(tmp_path, capsys, command, kbps):
+    assert main([*command, "--kbps", kbps]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    if kbps in ("0.1", "2.9"):
+        assert "lowest operating point" in err and "3 (low)" in err and "4.8 (high)" in err
+
+
+def test_lowest_reachable_kbps_is_accepted():
+    from argparse import Namespace
+
+    from facelink.cli._encode import codec_params
+    from facelink.codec import QUALITY_PRESETS
+
+    assert codec_params(Namespace(kbps=3.0, quality=None, key_interval=None)) == QUALITY_PRESETS["low"]
+    assert codec_params(Namespace(kbps=100.0, quality=None, key_interval=None)) == QUALITY_PRESETS["high"]
+
+
+@pytest.mark.parametrize("command", [["decode", "s.flk", "-o", "o.mp4"], ["demo"], ["receive", "--listen", "tcp://*:5555"]])
+def test_refiner_value_is_a_usage_error(capsys, command):
+    assert main([*command, "--refiner", "maybe"]) == 2
+    err = capsys.readouterr().err
+    assert "--refiner" in err and "on, int8, off or a MODEL.onnx" in err and err.count("\n") == 1

@@ -79,10 +79,23 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+REFINER_CHOICES = ("on", "int8", "off")
+
+
+def refiner_choice(value: str) -> str:
+    """``--refiner``: on, int8, off or a path to a ``.onnx`` model (a usage error otherwise)."""
+    import argparse
+
+    if value in REFINER_CHOICES or value.lower().endswith(".onnx"):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice {value!r}: choose on, int8, off or a MODEL.onnx path")
+
+
 def add_refiner_argument(p) -> None:
     p.add_argument(
         "--refiner",
         default="off",
+        type=refiner_choice,
         metavar="on|int8|off|MODEL.onnx",
         help="learned refinement of the warped face: on = the shipped network, int8 = its INT8 Q/DQ version "
         "(experimental, see docs/generator.md); default off = pure warp",

@@ -175,9 +175,7 @@ def run(args) -> int:
         raise _usage("--seal-interval must be in (0, 60] seconds")
     if not args.header_interval > 0 or not args.wait >= 0:
         raise _usage("--header-interval must be > 0 and --wait >= 0")
-    if args.kbps is not None and not args.kbps > 0:
-        raise _usage("--kbps must be positive")
-    params = codec_params(args)
+    params = codec_params(args, "send")
     identity = load_device_key(args.key, "sender")
     receiver_key = None if args.no_curve else _receiver_curve_key(args)
     if args.no_curve:
