@@ -129,6 +129,7 @@ def _generate(args) -> int:
 def _show(args) -> int:
     from ..errors import InputError
     from ..security import TrustStore, default_key_dir, load_public, resolve_key_path
+    from ..security._local import LOCAL_KEY_NAME
 
     key_dir = Path(args.dir).expanduser() if args.dir else default_key_dir()
     shown: list[dict] = []
@@ -160,7 +161,9 @@ def _show(args) -> int:
         emit_json(out)
         return 0
     for k in shown:
-        cert = {None: "  (no C2PA certificate: `facelink keys cert NAME`)", "": ""}.get(k.get("c2pa_chain", ""), "  + C2PA certificate")
+        cert = {None: f"  (no C2PA certificate: `facelink keys cert {k['name']}`)", "": ""}.get(k.get("c2pa_chain", ""), "  + C2PA certificate")
+        if k.get("c2pa_chain", "") is None and k["name"] == LOCAL_KEY_NAME:
+            cert = "  (C2PA certificate issued automatically at its first recording)"
         print(f"{k['fingerprint']}  {k['name']:<20} {k['path']}{cert}")
     if args.trust:
         print(f"trusted in {args.trust}:")
