@@ -83,3 +83,36 @@ def test_show_skips_the_ca_files_and_reports_certificates(tmp_path, capsys):
     (kd / "junk.key").chmod(0o600)
     code, _, err = _run(capsys, "keys", "show", "--dir", str(kd))
     assert code == 0 and "junk.key" in err and "not a FaceLink identity key file" in err
+
+
+def test_public_key_names_use_one_lookup_rule(tmp_path):
+    from facelink.security import trust_key
+    from facelink.security._keys import resolve_public_key
+
+    kd, td = tmp_path / "keys", tmp_path / "trust"
+    assert main(["keys", "generate", "bob", "--dir", str(kd), "--no-cert"]) == 0
+    assert main(["keys", "generate", "carol", "--dir", str(tmp_path / "elsewhere"), "--no-cert"]) == 0
+    bob = load_identity(kd / "bob.key").public
+    carol = load_identity(tmp_path / "elsewhere" / "carol.key").public
+    trust_key(td, carol)
+    assert resolve_public_key("bob", kd, td) == bob  # the key directory, like --key bob
+    (kd / "bob.pub").unlink()
+    assert resolve_public_key("bob", kd, td) == bob  # the public half of bob.key
+    assert resolve_public_key("carol", kd, td) == carol  # then the trust directory, by name
+    assert resolve_public_key(carol.fingerprint, kd, td) == carol  # or fingerprint
+    assert resolve_public_key(str(tmp_path / "elsewhere" / "carol.pub"), kd, td) == carol  # a path as given
+    with pytest.raises(Exception, match="no key of that name in .* trusted in"):
+        resolve_public_key("dave", kd, td)
+
+
+def test_send_finds_the_receiver_key_by_name_in_the_key_directory(tmp_path, capsys):
+    assert main(["keys", "generate", "named-tx", "--no-cert"]) == 0
+    assert main(["keys", "generate", "named-rx", "--no-cert"]) == 0  # in $FACELINK_HOME/keys, not trusted anywhere
+    capsys.readouterr()
+    base = ["send", str(tmp_path / "missing.mp4"), "--to", "tcp://127.0.0.1:9", "--key", "named-tx"]
+    code = main([*base, "--receiver-key", "named-rx"])
+    err = capsys.readouterr().err
+    assert code == 1 and "missing.mp4" in err, "the key was found; the (missing) input is the next problem"
+    code = main([*base, "--receiver-key", "nobody-by-that-name"])
+    err = capsys.readouterr().err
+    assert code == 1 and "nobody-by-that-name: no such key file, no key of that name in" in err and err.count("\n") == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 from ._common import add_backend_argument, emit_json
 from ._encode import add_rate_arguments, codec_params
@@ -13,7 +12,9 @@ from ._encode import add_rate_arguments, codec_params
 
 def add_transport_arguments(p, *, sender: bool) -> None:
     """Arguments both link ends share: identity key, CurveZMQ switch, trust directory."""
-    p.add_argument("--key", metavar="KEY", help="this device's identity: a name in $FACELINK_HOME/keys or a .key path")
+    p.add_argument(
+        "--key", metavar="KEY", help="this device's identity: a NAME (looked up as $FACELINK_HOME/keys/NAME.key) or a .key path"
+    )
     p.add_argument(
         "--no-curve",
         action="store_true",
@@ -23,7 +24,8 @@ def add_transport_arguments(p, *, sender: bool) -> None:
         p.add_argument(
             "--receiver-key",
             metavar="PUB",
-            help="the receiver's public key: a .pub file, or a fingerprint/name in the trust directory (needed with CurveZMQ)",
+            help="the receiver's public key (needed with CurveZMQ): a .pub path as given, or a NAME looked up in "
+            "$FACELINK_HOME/keys (NAME.pub, NAME.key) first, then by name or fingerprint in the trust directory",
         )
     p.add_argument("--trust", metavar="TRUSTDIR", help="trust directory (default: $FACELINK_HOME/trust)")
 
@@ -72,20 +74,12 @@ def load_device_key(spec: str | None, what: str):
 
 
 def _receiver_curve_key(args) -> bytes:
-    from ..errors import InputError
-    from ..security import TrustStore, default_trust_dir, load_public
+    from ..security._keys import resolve_public_key
 
     spec = args.receiver_key
     if spec is None:
         raise _usage("--receiver-key PUB is required with CurveZMQ (the receiver's .pub); or --no-curve for lab use")
-    p = Path(spec).expanduser()
-    if p.exists() or spec.endswith((".pub", ".key")):
-        return load_public(p).curve
-    trust_dir = Path(args.trust).expanduser() if args.trust else default_trust_dir()
-    found = TrustStore.load(trust_dir).find(spec)
-    if found is None:
-        raise InputError(f"{spec}: no such .pub file, and no key by that fingerprint or name in {trust_dir}")
-    return found.curve
+    return resolve_public_key(spec, trust_dir=args.trust).curve
 
 
 def add_io_backend_argument(p) -> None:
