@@ -165,3 +165,21 @@ def test_pose_usage_errors(tmp_path, capsys, argv, message):
     assert main(["decode", str(tmp_path / "s.flk"), "-o", str(tmp_path / "o.mp4"), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_decode_and_verify_print_the_same_session_id(stream, tmp_path, capsys):
+    import hashlib
+
+    from facelink.provenance import parse_manifest, sidecar_path
+
+    out = tmp_path / "o.mp4"
+    assert main(["decode", str(stream), "-o", str(out), "--json"]) == 0
+    dec = json.loads(capsys.readouterr().out)
+    header = next(iter(iter_flk(stream)))  # the signed session header packet
+    tag = hashlib.sha256(header).hexdigest()[:8]
+    assert dec["session"] == tag and dec["sessions"] == [tag]
+    assert parse_manifest(sidecar_path(out).read_bytes()).sessions[0].session_tag == tag
+    assert main(["verify", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["session"] == tag
+    assert main(["decode", str(stream), "-o", str(out)]) == 0
+    assert f"session {tag}" in capsys.readouterr().err

@@ -58,6 +58,11 @@ def test_encode_json_and_stream_contents(face_models, talking_video, tmp_path, c
     assert sum(len(bytes(p)) for p in pkts if p.TYPE not in counted) == stats["bytes"]
     assert sum(len(bytes(p)) for p in pkts if p.TYPE == PacketType.SEAL) == stats["seal_bytes"] > 0
     assert len(stats["signer"]) == 16, "signed with the local key by default"
+    import hashlib
+
+    header = next(iter(iter_flk(out)))
+    assert stats["session"] == hashlib.sha256(header).hexdigest()[:8], "the id `facelink verify` shows"
+    assert stats["session_id"] == pkts[0].session_id.hex()
 
 
 def test_quality_presets_order_the_rate(face_models, talking_video, tmp_path, capsys):

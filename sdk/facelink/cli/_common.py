@@ -11,7 +11,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["Progress", "atomic_output", "emit_json", "add_backend_argument"]
+__all__ = ["Progress", "atomic_output", "emit_json", "add_backend_argument", "session_tag_hex"]
+
+
+def session_tag_hex(header) -> str:
+    """The session id every command prints: the watermark's session tag (8 hex digits, the
+    first 4 bytes of SHA-256 over the signed session header), as ``facelink verify`` shows
+    it and the provenance manifest records it (``header_sha256``).  ``header``: the session
+    header packet, as bytes or a parsed :class:`~facelink.bitstream.SessionHeader`."""
+    from ..watermark import session_tag
+
+    return session_tag(bytes(header)).hex()
 
 
 def emit_json(obj: dict) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 
-from ._common import Progress, add_backend_argument, add_refiner_argument, atomic_output, emit_json
+from ._common import Progress, add_backend_argument, add_refiner_argument, atomic_output, emit_json, session_tag_hex
 
 
 def register(sub) -> None:
@@ -76,12 +76,16 @@ def run(args) -> int:
     bar.close()
     out = result.as_dict()
     out["output"] = args.output
+    tags = [session_tag_hex(rec.header) for rec in result.log.records] if result.log is not None else []
+    out["session"] = tags[0] if tags else None  # the id `facelink verify` shows for this video
+    out["sessions"] = tags
     if args.json:
         emit_json(out)
     else:
         print(
             f"{args.output}: {out['frames']} frames {out['width']}x{out['height']} @ {out['fps']:.3f} fps, "
-            f"{out['held_frames']} held, generator {out['generator_fps']:.1f} fps",
+            f"{out['held_frames']} held, generator {out['generator_fps']:.1f} fps"
+            + (f", session {', '.join(tags)}" if tags else ""),
             file=sys.stderr,
         )
     prov = result.provenance

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import Progress, add_backend_argument, atomic_output, emit_json
+from ._common import Progress, add_backend_argument, atomic_output, emit_json, session_tag_hex
 
 
 def add_rate_arguments(p) -> None:
@@ -101,7 +101,12 @@ def run(args) -> int:
             w.write(p)
             seal_bytes += len(p) if p[3] == PacketType.SEAL else 0
     out = stats.as_dict()
+    from ..bitstream import SessionHeader
+
+    header = SessionHeader.parse(packets[0])
     out.update(
+        session=session_tag_hex(header),
+        session_id=header.session_id.hex(),
         seal_bytes=seal_bytes,
         kbps_with_seals=round(8 * (stats.bytes + seal_bytes) / max(stats.duration, 1e-9) / 1000, 3),
         signer=identity.public.fingerprint,
@@ -117,7 +122,7 @@ def run(args) -> int:
         print(
             f"{args.output}: {out['frames']} frames ({out['face_frames']} with a face), {out['bytes']} bytes, "
             f"{out['kbps']:.2f} kbps ({out['kbps_with_seals']:.2f} with seals) + {out['reference_bytes']} bytes reference, "
-            f"{out['fps']:.1f} fps, signed by {out['signer']}",
+            f"{out['fps']:.1f} fps, session {out['session']}, signed by {out['signer']}",
             file=sys.stderr,
         )
     return 0

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from ._common import add_backend_argument, emit_json
+from ._common import add_backend_argument, emit_json, session_tag_hex
 from ._encode import add_rate_arguments, codec_params
 
 
@@ -253,6 +253,7 @@ def run(args) -> int:
         endpoint=endpoint,
         curve=not args.no_curve,
         sender=identity.fingerprint,
+        session=session_tag_hex(sender.codec.header) if sender.codec is not None else None,
         session_id=sender.session_id.hex(),
         interrupted=interrupted,
         wall_s=round(wall, 3),
@@ -264,7 +265,7 @@ def run(args) -> int:
     else:
         print(
             f"{endpoint}: {stats.frames_sent} frames sent ({stats.frames_skipped} skipped), {out['kbps']:.2f} kbps "
-            f"incl. {out['overhead_kbps']:.2f} kbps seals+headers, {stats.seals} seals, session {out['session_id'][:16]}"
+            f"incl. {out['overhead_kbps']:.2f} kbps seals+headers, {stats.seals} seals, session {out['session'] or out['session_id'][:16]}"
             + (" (interrupted: ended cleanly)" if interrupted else ""),
             file=sys.stderr,
         )
