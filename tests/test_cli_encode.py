@@ -168,3 +168,55 @@ def test_refiner_value_is_a_usage_error(capsys, command):
     assert main([*command, "--refiner", "maybe"]) == 2
     err = capsys.readouterr().err
     assert "--refiner" in err and "on, int8, off or a MODEL.onnx" in err and err.count("\n") == 1
+
+
+def test_json_states_keypoints_seals_reference_and_all_in_rate(face_models, talking_video, tmp_path, capsys):
+    out = tmp_path / "s.flk"
+    assert main(["encode", str(talking_video), "-o", str(out), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    raw = list(iter_flk(out))
+    total = sum(len(p) for p in raw)
+    ref = sum(len(p) for p in raw if p[3] == PacketType.REFERENCE_CHUNK)
+    assert st["reference_packet_bytes"] == ref > st["reference_bytes"] > 1000
+    assert st["bytes"] + st["seal_bytes"] + ref == total, "keypoints + seals + reference = the whole stream"
+    d = st["duration_s"]
+    assert st["kbps_keypoints"] == pytest.approx(8 * st["bytes"] / d / 1000, rel=1e-3) and st["kbps"] == st["kbps_keypoints"]
+    assert st["kbps_seals"] == pytest.approx(8 * st["seal_bytes"] / d / 1000, rel=1e-3) and st["kbps_seals"] > 0
+    assert st["kbps_all_in"] == pytest.approx(8 * total / d / 1000, rel=1e-3)
+    a = st["reference_amortised_kbps"]
+    assert a["this_clip"] == pytest.approx(8 * ref / d / 1000, rel=1e-3)
+    assert a["1_min"] == pytest.approx(8 * ref / 60 / 1000, rel=1e-3) and a["10_min"] == pytest.approx(a["1_min"] / 10, rel=1e-2)
+    assert (st["reference_width"], st["reference_height"], st["reference_quality"]) == (320, 256, 92)
+    assert main(["encode", str(talking_video), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "keypoints" in err and "seals" in err and "over 1 min" in err and "all-in" in err
+
+
+def test_smaller_reference_options(face_models, talking_video, tmp_path, capsys):
+    full, small = tmp_path / "full.flk", tmp_path / "small.flk"
+    assert main(["encode", str(talking_video), "-o", str(full), "--json"]) == 0
+    big = json.loads(capsys.readouterr().out)
+    argv = ["encode", str(talking_video), "-o", str(small), "--json", "--reference-size", "160", "--reference-quality", "60"]
+    assert main(argv) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert (st["reference_width"], st["reference_height"], st["reference_quality"]) == (160, 128, 60)
+    assert st["reference_bytes"] < big["reference_bytes"] / 2
+    assert st["kbps_all_in"] < big["kbps_all_in"]
+    # the receiver renders at the (smaller) reference's size, still watermarked
+    video = tmp_path / "small.mp4"
+    assert main(["decode", str(small), "-o", str(video), "--json"]) == 0
+    dec = json.loads(capsys.readouterr().out)
+    assert (dec["width"], dec["height"], dec["frames"]) == (160, 128, 30)
+    assert main(["verify", str(video), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["synthetic"] is True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--reference-quality", "10"], "--reference-quality must be in 30..95"),
+    (["--reference-quality", "100"], "--reference-quality must be in 30..95"),
+    (["--reference-size", "64"], "--reference-size must be at least 128"),
+])  # fmt: skip
+def test_reference_option_usage_errors(tmp_path, capsys, argv, message):
+    assert main(["encode", str(tmp_path / "x.mp4"), "-o", str(tmp_path / "y.flk"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

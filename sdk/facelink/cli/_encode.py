@@ -54,6 +54,41 @@ def _usage(msg: str, command: str = "encode"):
     return _UsageError(f"facelink {command}: {msg}")
 
 
+#: smallest --reference-size: the provenance watermark needs this much picture, and the face tracker a face
+MIN_REFERENCE_SIZE = 128
+
+
+def add_reference_arguments(p) -> None:
+    """``--reference-quality`` / ``--reference-size``: a smaller one-off reference."""
+    p.add_argument(
+        "--reference-quality",
+        type=int,
+        default=None,
+        metavar="Q",
+        help="JPEG quality of the reference image, 30..95 (default: 92); lower sends a smaller one-off reference",
+    )
+    p.add_argument(
+        "--reference-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help=f"shrink the reference so its longer side is at most PX pixels (>= {MIN_REFERENCE_SIZE}; default: as captured); "
+        "the receiver renders at the reference's size",
+    )
+
+
+def reference_options(args, command: str = "encode") -> dict:
+    """``make_reference`` keyword arguments from the reference options; usage errors for values out of range."""
+    from ..sender import REFERENCE_QUALITY
+
+    q = REFERENCE_QUALITY if args.reference_quality is None else args.reference_quality
+    if not 30 <= q <= 95:
+        raise _usage(f"--reference-quality must be in 30..95 (JPEG quality), got {q}", command)
+    if args.reference_size is not None and args.reference_size < MIN_REFERENCE_SIZE:
+        raise _usage(f"--reference-size must be at least {MIN_REFERENCE_SIZE} pixels, got {args.reference_size}", command)
+    return {"quality": q, "max_side": args.reference_size}
+
+
 def add_precision_argument(p) -> None:
     p.add_argument(
         "--precision",
@@ -69,6 +104,7 @@ def register(sub) -> None:
     p.add_argument("input", metavar="INPUT", help="video file or capture URI")
     p.add_argument("-o", "--output", required=True, metavar="STREAM.flk")
     p.add_argument("--reference", metavar="IMG", help="reference image (default: the first frame showing a face)")
+    add_reference_arguments(p)
     add_rate_arguments(p)
     add_backend_argument(p)
     add_precision_argument(p)
@@ -84,23 +120,34 @@ def run(args) -> int:
     from ..sender import encode_file
 
     params = codec_params(args)
+    ref_opts = reference_options(args)
     bar = Progress("encode")
     if args.key:
         identity = load_identity(resolve_key_path(args.key))
     else:
         identity = local_identity()
     packets: list[bytes] = []
-    stats = encode_file(
-        args.input, packets.append, params=params, reference_image=args.reference, backend=args.backend,
-        precision=args.precision, progress=bar, extensions=(signer_extension(identity),),
-    )  # fmt: skip
+    from ..errors import NoFaceError
+
+    try:
+        stats = encode_file(
+            args.input, packets.append, params=params, reference_image=args.reference, backend=args.backend,
+            precision=args.precision, progress=bar, extensions=(signer_extension(identity),),
+        reference_quality=ref_opts["quality"], reference_size=ref_opts["max_side"],
+        )  # fmt: skip
+    except NoFaceError as e:
+        if ref_opts["max_side"] is None or "reference image" not in str(e):
+            raise
+        raise NoFaceError(f"{e} after --reference-size {ref_opts['max_side']} shrank it; give a larger size") from None
     bar.close()
-    seal_bytes = 0
+    seal_bytes = ref_packet_bytes = 0
     with atomic_output(args.output) as tmp, FlkWriter(tmp) as w:
         for p in seal_packets(packets, identity):
             w.write(p)
             seal_bytes += len(p) if p[3] == PacketType.SEAL else 0
+            ref_packet_bytes += len(p) if p[3] == PacketType.REFERENCE_CHUNK else 0
     out = stats.as_dict()
+    out.update(rate_breakdown(stats.bytes, seal_bytes, ref_packet_bytes, stats.duration))
     from ..bitstream import SessionHeader
 
     header = SessionHeader.parse(packets[0])
@@ -108,21 +155,52 @@ def run(args) -> int:
         session=session_tag_hex(header),
         session_id=header.session_id.hex(),
         seal_bytes=seal_bytes,
-        kbps_with_seals=round(8 * (stats.bytes + seal_bytes) / max(stats.duration, 1e-9) / 1000, 3),
         signer=identity.public.fingerprint,
     )
+    from ..bitstream import parse_packet
+    from ..codec import Reference
+
+    chunks = sorted((parse_packet(p) for p in packets if p[3] == PacketType.REFERENCE_CHUNK), key=lambda c: c.index)
+    reference = Reference.parse(b"".join(c.data for c in chunks))
+    w_ref, h_ref = reference.width, reference.height  # the receiver renders at this size
     from ..backend import select_backend
     from ..models import resolve_precision
 
     used = resolve_precision(args.precision, select_backend(args.backend).name)
     out.update(output=args.output, k=params.k, key_interval=params.key_interval, precision=used)
+    out.update(reference_quality=ref_opts["quality"], reference_width=w_ref, reference_height=h_ref)
     if args.json:
         emit_json(out)
     else:
+        a = out["reference_amortised_kbps"]
         print(
-            f"{args.output}: {out['frames']} frames ({out['face_frames']} with a face), {out['bytes']} bytes, "
-            f"{out['kbps']:.2f} kbps ({out['kbps_with_seals']:.2f} with seals) + {out['reference_bytes']} bytes reference, "
-            f"{out['fps']:.1f} fps, session {out['session']}, signed by {out['signer']}",
+            f"{args.output}: {out['frames']} frames ({out['face_frames']} with a face), {out['fps']:.1f} fps, "
+            f"session {out['session']}, signed by {out['signer']}\n"
+            f"  rate: keypoints {out['kbps_keypoints']:.2f} + seals {out['kbps_seals']:.2f} = {out['kbps_with_seals']:.2f} kbps; "
+            f"reference {out['reference_bytes']} bytes once ({w_ref}x{h_ref}, JPEG q{ref_opts['quality']}): "
+            f"+{a['this_clip']:.1f} kbps over this {out['duration_s']:.1f} s clip, +{a['1_min']:.1f} over 1 min, "
+            f"+{a['10_min']:.2f} over 10 min; all-in {out['kbps_all_in']:.2f} kbps",
             file=sys.stderr,
         )
     return 0
+
+
+def rate_breakdown(stream_bytes: int, seal_bytes: int, reference_packet_bytes: int, duration: float) -> dict:
+    """The rate of a stream, part by part: keypoints (frame packets, session header, end),
+    seals, and the one-off reference, whose cost per second falls with the session's length."""
+
+    def kbps(n: int, seconds: float) -> float:
+        return round(8 * n / max(seconds, 1e-9) / 1000, 3)
+
+    return {
+        "kbps_keypoints": kbps(stream_bytes, duration),
+        "kbps_seals": kbps(seal_bytes, duration),
+        "kbps_with_seals": kbps(stream_bytes + seal_bytes, duration),
+        "reference_packet_bytes": reference_packet_bytes,
+        "reference_amortised_kbps": {
+            "this_clip": kbps(reference_packet_bytes, duration),
+            "1_min": kbps(reference_packet_bytes, 60.0),
+            "10_min": kbps(reference_packet_bytes, 600.0),
+        },
+        "kbps_all_in": kbps(stream_bytes + seal_bytes + reference_packet_bytes, duration),
+    }

@@ -7,7 +7,7 @@ import sys
 import time
 
 from ._common import add_backend_argument, emit_json, session_tag_hex
-from ._encode import add_rate_arguments, codec_params
+from ._encode import add_rate_arguments, add_reference_arguments, codec_params, reference_options
 
 
 def add_transport_arguments(p, *, sender: bool) -> None:
@@ -113,8 +113,10 @@ def open_capture(args):
     return open_source(args.input, backend=args.io_backend, width=args.input_width, height=args.input_height, fps=args.input_rate)
 
 
-def live_reference(source, models, k: int, reference_image: str | None):
-    """Reference and anchor from a live source: its first frame showing a face (see ``prepare_reference``)."""
+def live_reference(source, models, k: int, reference_image: str | None, **ref_opts):
+    """Reference and anchor from a live source: its first frame showing a face (see ``prepare_reference``).
+
+    ``ref_opts``: ``quality``/``max_side`` of :func:`~facelink.sender.make_reference`."""
     from ..errors import NoFaceError
     from ..face import FaceTracker
     from ..io import load_image
@@ -130,8 +132,11 @@ def live_reference(source, models, k: int, reference_image: str | None):
     else:
         raise NoFaceError(f"{source.uri}: the stream ended before a face was seen")
     if reference_image is None:
-        return make_reference(frame.image, models), None
-    reference = make_reference(load_image(reference_image), models)
+        reference = make_reference(frame.image, models, **ref_opts)
+        if reference.image.shape[:2] == frame.image.shape[:2]:
+            return reference, None
+    else:
+        reference = make_reference(load_image(reference_image), models, **ref_opts)
     anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(obs.raw_landmarks)[0]
     return reference, anchor
 
@@ -147,6 +152,7 @@ def register(sub) -> None:
     add_transport_arguments(p, sender=True)
     add_capture_arguments(p)
     p.add_argument("--reference", metavar="IMG", help="reference image (default: the first frame showing a face)")
+    add_reference_arguments(p)
     add_rate_arguments(p)
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of at its frame rate")
     p.add_argument("--seal-interval", type=float, default=0.5, metavar="S", help="longest time between seals (default: 0.5 s)")
@@ -170,6 +176,7 @@ def run(args) -> int:
     if not args.header_interval > 0 or not args.wait >= 0:
         raise _usage("--header-interval must be > 0 and --wait >= 0")
     params = codec_params(args, "send")
+    ref_opts = reference_options(args, "send")
     identity = load_device_key(args.key, "sender")
     receiver_key = None if args.no_curve else _receiver_curve_key(args)
     if args.no_curve:
@@ -180,11 +187,11 @@ def run(args) -> int:
         models = create_models(args.backend)
         info = source.info
         if source.live:
-            reference, anchor = live_reference(source, models, params.k, args.reference)
+            reference, anchor = live_reference(source, models, params.k, args.reference, **ref_opts)
         else:
             source.close()
             source = None
-            reference, anchor = prepare_reference(parse_uri(args.input).location, models, params.k, args.reference)
+            reference, anchor = prepare_reference(parse_uri(args.input).location, models, params.k, args.reference, **ref_opts)
     except BaseException:
         if source is not None:
             source.close()
