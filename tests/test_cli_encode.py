@@ -220,3 +220,6 @@ def test_reference_option_usage_errors(tmp_path, capsys, argv, message):
     assert main(["encode", str(tmp_path / "x.mp4"), "-o", str(tmp_path / "y.flk"), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+    assert main(["send", str(tmp_path / "x.mp4"), "--to", "tcp://127.0.0.1:5555", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facelink send: ") and message in err and err.count("\n") == 1
