@@ -223,3 +223,23 @@ def test_reference_option_usage_errors(tmp_path, capsys, argv, message):
     assert main(["send", str(tmp_path / "x.mp4"), "--to", "tcp://127.0.0.1:5555", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("facelink send: ") and message in err and err.count("\n") == 1
+
+
+def test_a_shrunk_first_frame_reference_is_anchored_in_frame_coordinates(face_models, talking_video):
+    """The receiver maps motion through the anchor: a shrunk reference needs one, at the frame's scale."""
+    from facelink.io import VideoReader
+    from facelink.keypoints import canonicalize, default_basis
+    from facelink.sender import prepare_reference
+    from test_capture import _LiveReader
+
+    from facelink.cli._send import live_reference
+
+    full, none = prepare_reference(str(talking_video), face_models, 16)
+    small, anchor = prepare_reference(str(talking_video), face_models, 16, max_side=160, quality=70)
+    assert none is None and full.image.shape == (256, 320, 3)
+    assert small.image.shape == (128, 160, 3) and len(small.blob) < len(full.blob) / 2
+    own = canonicalize(default_basis(), full.landmarks)[1]  # the first frame's pose, in frame pixels
+    assert anchor.scale == pytest.approx(own.scale, rel=0.05) and anchor.tx == pytest.approx(own.tx, abs=3)
+    with _LiveReader(VideoReader(str(talking_video))) as src:
+        live, live_anchor = live_reference(src, face_models, 16, None, quality=70, max_side=160)
+    assert live.image.shape == (128, 160, 3) and live_anchor.scale == pytest.approx(own.scale, rel=0.05)
