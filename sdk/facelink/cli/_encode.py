@@ -54,7 +54,7 @@ def _usage(msg: str, command: str = "encode"):
     return _UsageError(f"facelink {command}: {msg}")
 
 
-#: smallest --reference-size: the provenance watermark needs this much picture, and the face tracker a face
+#: smallest --reference-size: below it the face in a typical frame gets too small to track or to render
 MIN_REFERENCE_SIZE = 128
 
 
@@ -114,7 +114,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..bitstream import FlkWriter, PacketType
+    from ..bitstream import FlkWriter, PacketType, SessionHeader, parse_packet
+    from ..codec import Reference
+    from ..errors import NoFaceError
     from ..security import load_identity, resolve_key_path, seal_packets, signer_extension
     from ..security._local import local_identity
     from ..sender import encode_file
@@ -127,13 +129,11 @@ def run(args) -> int:
     else:
         identity = local_identity()
     packets: list[bytes] = []
-    from ..errors import NoFaceError
-
     try:
         stats = encode_file(
             args.input, packets.append, params=params, reference_image=args.reference, backend=args.backend,
             precision=args.precision, progress=bar, extensions=(signer_extension(identity),),
-        reference_quality=ref_opts["quality"], reference_size=ref_opts["max_side"],
+            reference_quality=ref_opts["quality"], reference_size=ref_opts["max_side"],
         )  # fmt: skip
     except NoFaceError as e:
         if ref_opts["max_side"] is None or "reference image" not in str(e):
@@ -148,8 +148,6 @@ def run(args) -> int:
             ref_packet_bytes += len(p) if p[3] == PacketType.REFERENCE_CHUNK else 0
     out = stats.as_dict()
     out.update(rate_breakdown(stats.bytes, seal_bytes, ref_packet_bytes, stats.duration))
-    from ..bitstream import SessionHeader
-
     header = SessionHeader.parse(packets[0])
     out.update(
         session=session_tag_hex(header),
@@ -157,9 +155,6 @@ def run(args) -> int:
         seal_bytes=seal_bytes,
         signer=identity.public.fingerprint,
     )
-    from ..bitstream import parse_packet
-    from ..codec import Reference
-
     chunks = sorted((parse_packet(p) for p in packets if p[3] == PacketType.REFERENCE_CHUNK), key=lambda c: c.index)
     reference = Reference.parse(b"".join(c.data for c in chunks))
     w_ref, h_ref = reference.width, reference.height  # the receiver renders at this size
