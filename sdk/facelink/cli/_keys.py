@@ -93,9 +93,8 @@ def _generate(args) -> int:
     key_dir = Path(args.dir).expanduser() if args.dir else default_key_dir()
     ca = None
     if not args.no_cert:
-        from ..provenance import load_or_create_ca
-
         from ..errors import InputError
+        from ..provenance import load_or_create_ca
 
         for p in (key_dir / f"{ident.name}.key", key_dir / f"{ident.name}.pub"):
             if p.exists() or p.is_symlink():  # say so before a CA is created for nothing
