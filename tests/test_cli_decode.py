@@ -131,3 +131,55 @@ def test_truncated_stream(stream, tmp_path, capsys):
 def test_missing_file_is_exit_1(tmp_path, capsys):
     assert main(["decode", str(tmp_path / "nope.flk"), "-o", str(tmp_path / "o.mp4")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_negative_pose_angles_as_written_and_single_angle_options(stream, tmp_path, capsys):
+    a, b, c, z = tmp_path / "a.mp4", tmp_path / "b.mp4", tmp_path / "c.mp4", tmp_path / "z.mp4"
+    assert main(["decode", str(stream), "-o", str(a), "--pose", "-20,0,-5"]) == 0  # not "expected one argument"
+    assert main(["decode", str(stream), "-o", str(z)]) == 0
+    assert main(["decode", str(stream), "-o", str(b), "--pose=-20,0,-5"]) == 0
+    assert main(["decode", str(stream), "-o", str(c), "--yaw", "-20", "--roll", "-5"]) == 0
+    fa, fb, fc, fz = (_frames(p) for p in (a, b, c, z))
+
+    def diff(x, y, i):
+        return np.abs(x[i][0].astype(int) - y[i][0].astype(int)).mean()
+
+    for i in (3, 12):
+        assert diff(fa, fz, i) > 2, "the head turned"
+        assert diff(fa, fb, i) < 0.5 and diff(fa, fc, i) < 0.5, "the same re-pose, however it was written"
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--pose", "-45,0,0"], "yaw must be within ±30"),
+        (["--pose", "-1.5,-25,0"], "pitch must be within ±20"),
+        (["--yaw", "-31"], "--yaw must be within ±30"),
+        (["--roll", "21"], "--roll must be within ±20"),
+        (["--pose", "1,0,0", "--yaw", "2"], "not both"),
+        (["--pose", "-1,0"], "YAW,PITCH,ROLL"),
+    ],
+)
+def test_pose_usage_errors(tmp_path, capsys, argv, message):
+    assert main(["decode", str(tmp_path / "s.flk"), "-o", str(tmp_path / "o.mp4"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_decode_and_verify_print_the_same_session_id(stream, tmp_path, capsys):
+    import hashlib
+
+    from facelink.provenance import parse_manifest, sidecar_path
+
+    out = tmp_path / "o.mp4"
+    assert main(["decode", str(stream), "-o", str(out), "--json"]) == 0
+    dec = json.loads(capsys.readouterr().out)
+    header = next(iter(iter_flk(stream)))  # the signed session header packet
+    tag = hashlib.sha256(header).hexdigest()[:8]
+    assert dec["session"] == tag and dec["sessions"] == [tag]
+    assert parse_manifest(sidecar_path(out).read_bytes()).sessions[0].session_tag == tag
+    assert main(["verify", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["session"] == tag
+    assert main(["decode", str(stream), "-o", str(out)]) == 0
+    assert f"session {tag}" in capsys.readouterr().err

@@ -58,6 +58,11 @@ def test_encode_json_and_stream_contents(face_models, talking_video, tmp_path, c
     assert sum(len(bytes(p)) for p in pkts if p.TYPE not in counted) == stats["bytes"]
     assert sum(len(bytes(p)) for p in pkts if p.TYPE == PacketType.SEAL) == stats["seal_bytes"] > 0
     assert len(stats["signer"]) == 16, "signed with the local key by default"
+    import hashlib
+
+    header = next(iter(iter_flk(out)))
+    assert stats["session"] == hashlib.sha256(header).hexdigest()[:8], "the id `facelink verify` shows"
+    assert stats["session_id"] == pkts[0].session_id.hex()
 
 
 def test_quality_presets_order_the_rate(face_models, talking_video, tmp_path, capsys):
@@ -136,3 +141,105 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_output_directory_must_exist(face_models, talking_video, tmp_path, capsys):
     assert main(["encode", str(talking_video), "-o", str(tmp_path / "nope" / "o.flk")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["encode", "x.mp4", "-o", "y.flk"], ["send", "x.mp4", "--to", "tcp://127.0.0.1:5555"]])
+@pytest.mark.parametrize("kbps", ["0.1", "2.9", "nan", "inf", "0"])
+def test_unreachable_kbps_is_refused_naming_the_range(tmp_path, capsys, command, kbps):
+    assert main([*command, "--kbps", kbps]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    if kbps in ("0.1", "2.9"):
+        assert "lowest operating point" in err and "3 (low)" in err and "4.8 (high)" in err
+
+
+def test_lowest_reachable_kbps_is_accepted():
+    from argparse import Namespace
+
+    from facelink.cli._encode import codec_params
+    from facelink.codec import QUALITY_PRESETS
+
+    assert codec_params(Namespace(kbps=3.0, quality=None, key_interval=None)) == QUALITY_PRESETS["low"]
+    assert codec_params(Namespace(kbps=100.0, quality=None, key_interval=None)) == QUALITY_PRESETS["high"]
+
+
+@pytest.mark.parametrize("command", [["decode", "s.flk", "-o", "o.mp4"], ["demo"], ["receive", "--listen", "tcp://*:5555"]])
+def test_refiner_value_is_a_usage_error(capsys, command):
+    assert main([*command, "--refiner", "maybe"]) == 2
+    err = capsys.readouterr().err
+    assert "--refiner" in err and "on, int8, off or a MODEL.onnx" in err and err.count("\n") == 1
+
+
+def test_json_states_keypoints_seals_reference_and_all_in_rate(face_models, talking_video, tmp_path, capsys):
+    out = tmp_path / "s.flk"
+    assert main(["encode", str(talking_video), "-o", str(out), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    raw = list(iter_flk(out))
+    total = sum(len(p) for p in raw)
+    ref = sum(len(p) for p in raw if p[3] == PacketType.REFERENCE_CHUNK)
+    assert st["reference_packet_bytes"] == ref > st["reference_bytes"] > 1000
+    assert st["bytes"] + st["seal_bytes"] + ref == total, "keypoints + seals + reference = the whole stream"
+    d = st["duration_s"]
+    assert st["kbps_keypoints"] == pytest.approx(8 * st["bytes"] / d / 1000, rel=1e-3) and st["kbps"] == st["kbps_keypoints"]
+    assert st["kbps_seals"] == pytest.approx(8 * st["seal_bytes"] / d / 1000, rel=1e-3) and st["kbps_seals"] > 0
+    assert st["kbps_all_in"] == pytest.approx(8 * total / d / 1000, rel=1e-3)
+    a = st["reference_amortised_kbps"]
+    assert a["this_clip"] == pytest.approx(8 * ref / d / 1000, rel=1e-3)
+    assert a["1_min"] == pytest.approx(8 * ref / 60 / 1000, rel=1e-3) and a["10_min"] == pytest.approx(a["1_min"] / 10, rel=1e-2)
+    assert (st["reference_width"], st["reference_height"], st["reference_quality"]) == (320, 256, 92)
+    assert main(["encode", str(talking_video), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "keypoints" in err and "seals" in err and "over 1 min" in err and "all-in" in err
+
+
+def test_smaller_reference_options(face_models, talking_video, tmp_path, capsys):
+    full, small = tmp_path / "full.flk", tmp_path / "small.flk"
+    assert main(["encode", str(talking_video), "-o", str(full), "--json"]) == 0
+    big = json.loads(capsys.readouterr().out)
+    argv = ["encode", str(talking_video), "-o", str(small), "--json", "--reference-size", "160", "--reference-quality", "60"]
+    assert main(argv) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert (st["reference_width"], st["reference_height"], st["reference_quality"]) == (160, 128, 60)
+    assert st["reference_bytes"] < big["reference_bytes"] / 2
+    assert st["kbps_all_in"] < big["kbps_all_in"]
+    # the receiver renders at the (smaller) reference's size, still watermarked
+    video = tmp_path / "small.mp4"
+    assert main(["decode", str(small), "-o", str(video), "--json"]) == 0
+    dec = json.loads(capsys.readouterr().out)
+    assert (dec["width"], dec["height"], dec["frames"]) == (160, 128, 30)
+    assert main(["verify", str(video), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["synthetic"] is True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--reference-quality", "10"], "--reference-quality must be in 30..95"),
+    (["--reference-quality", "100"], "--reference-quality must be in 30..95"),
+    (["--reference-size", "64"], "--reference-size must be at least 128"),
+])  # fmt: skip
+def test_reference_option_usage_errors(tmp_path, capsys, argv, message):
+    assert main(["encode", str(tmp_path / "x.mp4"), "-o", str(tmp_path / "y.flk"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert main(["send", str(tmp_path / "x.mp4"), "--to", "tcp://127.0.0.1:5555", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facelink send: ") and message in err and err.count("\n") == 1
+
+
+def test_a_shrunk_first_frame_reference_is_anchored_in_frame_coordinates(face_models, talking_video):
+    """The receiver maps motion through the anchor: a shrunk reference needs one, at the frame's scale."""
+    from facelink.io import VideoReader
+    from facelink.keypoints import canonicalize, default_basis
+    from facelink.sender import prepare_reference
+    from test_capture import _LiveReader
+
+    from facelink.cli._send import live_reference
+
+    full, none = prepare_reference(str(talking_video), face_models, 16)
+    small, anchor = prepare_reference(str(talking_video), face_models, 16, max_side=160, quality=70)
+    assert none is None and full.image.shape == (256, 320, 3)
+    assert small.image.shape == (128, 160, 3) and len(small.blob) < len(full.blob) / 2
+    own = canonicalize(default_basis(), full.landmarks)[1]  # the first frame's pose, in frame pixels
+    assert anchor.scale == pytest.approx(own.scale, rel=0.05) and anchor.tx == pytest.approx(own.tx, abs=3)
+    with _LiveReader(VideoReader(str(talking_video))) as src:
+        live, live_anchor = live_reference(src, face_models, 16, None, quality=70, max_side=160)
+    assert live.image.shape == (128, 160, 3) and live_anchor.scale == pytest.approx(own.scale, rel=0.05)

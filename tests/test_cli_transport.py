@@ -277,6 +277,13 @@ def test_send_to_receive_end_to_end(tmp_path, capsys, keys, clip, face_models):
     info = probe_video(str(out_mp4))
     assert (info.width, info.height) == (256, 256)
     assert "frames sent" in captured.err
+    # one session id everywhere: send and receive print the one verify shows and the manifest records
+    from facelink.provenance import parse_manifest, sidecar_path
+
+    tag = parse_manifest(sidecar_path(out_mp4).read_bytes()).sessions[0].session_tag
+    assert out["session"] == tag and f"session {tag}" in captured.err.split("frames sent")[1]
+    assert main(["verify", str(out_mp4), "--json", "--trust", str(td)]) == 0
+    assert json.loads(capsys.readouterr().out)["session"] == tag
 
 
 # ---------------------------------------------------------------- Ctrl-C: a clean end on both sides

@@ -20,14 +20,30 @@ from .receiver import ANCHOR_TAG, encode_anchor
 __all__ = ["EncodeStats", "FrameEncoder", "encode_file", "make_reference", "prepare_reference"]
 
 
-def make_reference(image: np.ndarray, models: tuple[FaceDetector, LandmarkModel]) -> Reference:
+#: JPEG quality of the reference image unless told otherwise
+REFERENCE_QUALITY = 92
+
+
+def make_reference(
+    image: np.ndarray, models: tuple[FaceDetector, LandmarkModel], *, quality: int = REFERENCE_QUALITY, max_side: int | None = None
+) -> Reference:
     """Detect the face in a still image and package image + landmarks as the session reference.
 
     The landmarks are computed on the image exactly as the receiver will see it (after
-    JPEG coding), so both ends agree on the identity shape.
+    JPEG coding), so both ends agree on the identity shape.  ``quality``: JPEG quality;
+    ``max_side``: shrink the image so its longer side is at most this many pixels (the
+    receiver renders at the reference's size).  Both trade picture detail for a smaller
+    one-off reference.
     """
     det, lm = models
-    ref = Reference.create(image, np.zeros((468, 3), np.float32))
+    h, w = image.shape[:2]
+    if max_side is not None and max(h, w) > max_side:
+        from PIL import Image
+
+        f = max_side / max(h, w)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.LANCZOS))
+    ref = Reference.create(image, np.zeros((468, 3), np.float32), quality=quality)
     tracker = FaceTracker(det, lm, eyes=False)
     # two passes: detection places the crop, the landmark-derived ROI refines it
     obs = tracker.update(ref.image, 0.0)
@@ -151,17 +167,23 @@ def _first_face_frame(uri: str, models) -> tuple[Frame, np.ndarray]:
     raise NoFaceError(f"{uri}: no face found in any frame")
 
 
-def prepare_reference(src: str, models, k: int, reference_image: str | None = None) -> tuple[Reference, Pose | None]:
+def prepare_reference(
+    src: str, models, k: int, reference_image: str | None = None, *, quality: int = REFERENCE_QUALITY, max_side: int | None = None
+) -> tuple[Reference, Pose | None]:
     """The session reference and anchor pose for a video or capture ``src``.
 
     Without ``reference_image`` the first frame showing a face is the reference (anchor
     ``None``: the reference's own pose).  With one, the first face frame's pose, seen
-    through the reference's identity, anchors the motion.
+    through the reference's identity, anchors the motion; so it does when the first
+    frame was shrunk (``max_side``).  ``quality``, ``max_side``: see :func:`make_reference`.
     """
     first, first_lm = _first_face_frame(src, models)
     if reference_image is None:
-        return make_reference(first.image, models), None
-    reference = make_reference(load_image(reference_image), models)
+        reference = make_reference(first.image, models, quality=quality, max_side=max_side)
+        if reference.image.shape[:2] == first.image.shape[:2]:
+            return reference, None
+    else:
+        reference = make_reference(load_image(reference_image), models, quality=quality, max_side=max_side)
     anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(first_lm)[0]
     return reference, anchor
 
@@ -176,15 +198,19 @@ def encode_file(
     precision: str = "auto",
     progress: Callable[[int, int | None], None] | None = None,
     extensions: tuple[tuple[int, bytes], ...] = (),
+    reference_quality: int = REFERENCE_QUALITY,
+    reference_size: int | None = None,
 ) -> EncodeStats:
     """Encode a video file, handing every packet (in order) to ``sink``.
 
     Without ``reference_image`` the first frame showing a face is the reference.
+    ``reference_quality`` (JPEG) and ``reference_size`` (longest side, pixels) shrink
+    the one-off reference (see :func:`make_reference`).
     """
     models = create_models(backend, precision=precision)
     with open_video(src) as video:
         info = video.info
-    reference, anchor = prepare_reference(src, models, params.k, reference_image)
+    reference, anchor = prepare_reference(src, models, params.k, reference_image, quality=reference_quality, max_side=reference_size)
     det, lm = models
     enc = FrameEncoder(
         reference, params, width=info.width, height=info.height, fps=info.fps,

@@ -11,7 +11,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["Progress", "atomic_output", "emit_json", "add_backend_argument"]
+__all__ = ["Progress", "atomic_output", "emit_json", "add_backend_argument", "session_tag_hex"]
+
+
+def session_tag_hex(header) -> str:
+    """The session id every command prints: the watermark's session tag (8 hex digits, the
+    first 4 bytes of SHA-256 over the signed session header), as ``facelink verify`` shows
+    it and the provenance manifest records it (``header_sha256``).  ``header``: the session
+    header packet, as bytes or a parsed :class:`~facelink.bitstream.SessionHeader`."""
+    from ..watermark import session_tag
+
+    return session_tag(bytes(header)).hex()
 
 
 def emit_json(obj: dict) -> None:
@@ -79,10 +89,23 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+REFINER_CHOICES = ("on", "int8", "off")
+
+
+def refiner_choice(value: str) -> str:
+    """``--refiner``: on, int8, off or a path to a ``.onnx`` model (a usage error otherwise)."""
+    import argparse
+
+    if value in REFINER_CHOICES or value.lower().endswith(".onnx"):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice {value!r}: choose on, int8, off or a MODEL.onnx path")
+
+
 def add_refiner_argument(p) -> None:
     p.add_argument(
         "--refiner",
         default="off",
+        type=refiner_choice,
         metavar="on|int8|off|MODEL.onnx",
         help="learned refinement of the warped face: on = the shipped network, int8 = its INT8 Q/DQ version "
         "(experimental, see docs/generator.md); default off = pure warp",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
-from ._common import Progress, add_backend_argument, add_refiner_argument, atomic_output, emit_json
+from ._common import Progress, add_backend_argument, add_refiner_argument, atomic_output, emit_json, session_tag_hex
 
 
 def register(sub) -> None:
@@ -12,7 +13,19 @@ def register(sub) -> None:
     p.add_argument("input", metavar="STREAM.flk")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
     p.add_argument("--reference", metavar="IMG", help="drive this image instead of the stream's reference (motion transfer)")
-    p.add_argument("--pose", metavar="YAW,PITCH,ROLL", help="re-pose the head by these angles in degrees (free view; within ±30,±20,±20)")
+    p.add_argument(
+        "--pose",
+        metavar="YAW,PITCH,ROLL",
+        help="re-pose the head by these angles in degrees (free view; within ±30,±20,±20); negative angles as written: "
+        "--pose -30,0,0",
+    )
+    p.add_argument("--yaw", type=float, metavar="DEG", help="re-pose: turn the head by DEG degrees (within ±30; instead of --pose)")
+    p.add_argument("--pitch", type=float, metavar="DEG", help="re-pose: nod by DEG degrees (within ±20; instead of --pose)")
+    p.add_argument("--roll", type=float, metavar="DEG", help="re-pose: tilt by DEG degrees (within ±20; instead of --pose)")
+    # "--pose -30,0,0": argparse takes only plain negative numbers ("-30") for values, so a
+    # negative angle list would read as an unknown option.  This parser has no option that
+    # looks like a negative number, so every "-<digit>..." token is a value here.
+    p._negative_number_matcher = re.compile(r"^-\.?\d[\d.,eE+-]*$")
     p.add_argument(
         "--eye-contact", action="store_true",
         help="redirect the rendered gaze at the camera (blinks and lids kept; --pose turns the head, this turns the eyes)",
@@ -30,8 +43,19 @@ def run(args) -> int:
     from ..receiver import parse_pose
     from ..rendering import decode_file
 
+    angles = (args.yaw, args.pitch, args.roll)
     try:
-        offset = parse_pose(args.pose) if args.pose else (0.0, 0.0, 0.0)
+        if args.pose is not None and any(a is not None for a in angles):
+            raise ValueError("give either --pose YAW,PITCH,ROLL or --yaw/--pitch/--roll, not both")
+        if args.pose is not None:
+            offset = parse_pose(args.pose)
+        elif any(a is not None for a in angles):
+            try:
+                offset = parse_pose(",".join(repr(float(a or 0.0)) for a in angles))
+            except ValueError as e:  # name the option that was given
+                raise ValueError(re.sub(r"--pose (yaw|pitch|roll)", r"--\1", str(e))) from None
+        else:
+            offset = (0.0, 0.0, 0.0)
     except ValueError as e:
         from . import _UsageError
 
@@ -57,12 +81,16 @@ def run(args) -> int:
     bar.close()
     out = result.as_dict()
     out["output"] = args.output
+    tags = [session_tag_hex(rec.header) for rec in result.log.records] if result.log is not None else []
+    out["session"] = tags[0] if tags else None  # the id `facelink verify` shows for this video
+    out["sessions"] = tags
     if args.json:
         emit_json(out)
     else:
         print(
             f"{args.output}: {out['frames']} frames {out['width']}x{out['height']} @ {out['fps']:.3f} fps, "
-            f"{out['held_frames']} held, generator {out['generator_fps']:.1f} fps",
+            f"{out['held_frames']} held, generator {out['generator_fps']:.1f} fps"
+            + (f", session {', '.join(tags)}" if tags else ""),
             file=sys.stderr,
         )
     prov = result.provenance

@@ -30,10 +30,15 @@ def run(args) -> int:
     if args.json:
         emit_json(report)
     else:
+        sp = report["speed"]
+        fw, fh = sp["face_box"]
         print(
             f"wrote {report['video']} ({report['frames']} frames, {report['width']}x{report['height']}) and "
-            f"{args.out}/report.json: {report['kbps']:.2f} kbps, encoder {report['encoder_fps']} fps, "
-            f"generator {report['generator_fps']} fps",
+            f"{args.out}/report.json: {report['kbps']:.2f} kbps\n"
+            f"speed on this machine for the demo's portrait (face box {fw}x{fh}, {sp['face_box_share']:.0%} of the frame): "
+            f"encoder {report['encoder_fps']} fps, generator alone {report['generator_fps']} fps, receiver end to end "
+            f"{sp['receiver_fps']} fps; a face that fills the frame runs several times slower "
+            f"(`facelink decode --json` on your clip gives your figure)",
             file=sys.stderr,
         )
     return 0

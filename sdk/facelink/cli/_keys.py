@@ -12,9 +12,18 @@ def register(sub) -> None:
     ksub = p.add_subparsers(dest="keys_command", metavar="ACTION")
     ksub.required = True
 
-    g = ksub.add_parser("generate", help="create DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub")
+    g = ksub.add_parser(
+        "generate",
+        help="create DIR/NAME.key (secret, mode 0600), DIR/NAME.pub and the C2PA certificate DIR/NAME.c2pa.pem",
+        description="Create identity NAME: DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub (share this one). "
+        "It also issues NAME's C2PA certificate (DIR/NAME.c2pa.pem, from the local CA DIR/CA.ca.key, created on first "
+        "use), so recordings made with this key carry C2PA Content Credentials; --no-cert skips that (e.g. for a "
+        "sender-only device) and `facelink keys cert NAME` issues it later.",
+    )
     g.add_argument("name", metavar="NAME", help="key name: letters, digits, . _ - (e.g. kiosk-1)")
     g.add_argument("--dir", metavar="DIR", help="key directory (default: $FACELINK_HOME/keys)")
+    g.add_argument("--no-cert", action="store_true", help="do not issue the C2PA certificate (see `facelink keys cert`)")
+    g.add_argument("--ca", default="local", metavar="CA", help="CA name in the key directory for the certificate (default: local; created if absent)")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.set_defaults(func=_generate)
 
@@ -52,6 +61,10 @@ def register(sub) -> None:
     c.set_defaults(func=_cert)
 
 
+#: the private key of a local C2PA CA beside the identities (see ``facelink keys cert``)
+CA_KEY_SUFFIX = ".ca.key"
+
+
 def _usage(msg: str):
     from . import _UsageError
 
@@ -77,17 +90,45 @@ def _generate(args) -> int:
         ident = generate_identity(args.name)
     except ValueError as e:
         raise _usage(str(e)) from None
-    key_path, pub_path = write_identity(ident, Path(args.dir).expanduser() if args.dir else default_key_dir())
+    key_dir = Path(args.dir).expanduser() if args.dir else default_key_dir()
+    ca = None
+    if not args.no_cert:
+        from ..errors import InputError
+        from ..provenance import load_or_create_ca
+
+        for p in (key_dir / f"{ident.name}.key", key_dir / f"{ident.name}.pub"):
+            if p.exists() or p.is_symlink():  # say so before a CA is created for nothing
+                raise InputError(f"{p}: already exists; pick another name or remove the old key first")
+        ca = load_or_create_ca(args.ca, key_dir)  # a broken CA fails here, before any key is written
+    key_path, pub_path = write_identity(ident, key_dir)
+    chain_file = None
+    if ca is not None:
+        from ..provenance import chain_path, issue_certificate
+        from ..provenance._certs import write_chain
+
+        chain_file = chain_path(ident.name, key_dir)
+        write_chain(issue_certificate(ident, ca[0], ca[1]), chain_file)
     if args.json:
-        emit_json({**_describe(ident.public), "key": str(key_path), "pub": str(pub_path)})
+        emit_json(
+            {
+                **_describe(ident.public),
+                "key": str(key_path),
+                "pub": str(pub_path),
+                "c2pa_chain": str(chain_file) if chain_file else None,
+                "ca_created": bool(ca and ca[2]),
+            }
+        )
     else:
         print(f"{key_path} (secret, mode 0600)\n{pub_path} (share this one)\nfingerprint {ident.fingerprint}")
+        if chain_file is not None:
+            print(f"{chain_file} (C2PA certificate from the local CA {args.ca}; C2PA validators show it as untrusted)")
     return 0
 
 
 def _show(args) -> int:
     from ..errors import InputError
     from ..security import TrustStore, default_key_dir, load_public, resolve_key_path
+    from ..security._local import LOCAL_KEY_NAME
 
     key_dir = Path(args.dir).expanduser() if args.dir else default_key_dir()
     shown: list[dict] = []
@@ -100,10 +141,15 @@ def _show(args) -> int:
         if not key_dir.is_dir():
             raise InputError(f"{key_dir}: no key directory yet; create a key with `facelink keys generate NAME`")
         for path in sorted(key_dir.glob("*.key")):
+            if path.name.endswith(CA_KEY_SUFFIX):  # a C2PA CA (`keys cert`/`keys generate`), not an identity
+                continue
             try:
                 shown.append(_describe(load_public(path), path))
             except InputError as e:
                 problems.append(str(e))
+                continue
+            chain = path.with_name(path.name[: -len(".key")] + ".c2pa.pem")
+            shown[-1]["c2pa_chain"] = str(chain) if chain.is_file() else None
     out: dict = {"keys": shown, "problems": problems}
     if args.trust:
         store = TrustStore.load(args.trust)
@@ -114,7 +160,10 @@ def _show(args) -> int:
         emit_json(out)
         return 0
     for k in shown:
-        print(f"{k['fingerprint']}  {k['name']:<20} {k['path']}")
+        cert = {None: f"  (no C2PA certificate: `facelink keys cert {k['name']}`)", "": ""}.get(k.get("c2pa_chain", ""), "  + C2PA certificate")
+        if k.get("c2pa_chain", "") is None and k["name"] == LOCAL_KEY_NAME:
+            cert = "  (C2PA certificate issued automatically at its first recording)"
+        print(f"{k['fingerprint']}  {k['name']:<20} {k['path']}{cert}")
     if args.trust:
         print(f"trusted in {args.trust}:")
         for k in out["trusted"]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import add_backend_argument, add_refiner_argument, emit_json
+from ._common import add_backend_argument, add_refiner_argument, emit_json, session_tag_hex
 from ._send import StatusLine, add_io_backend_argument, add_transport_arguments, load_device_key
 
 
@@ -162,6 +162,7 @@ def run(args) -> int:
     interrupted = False
     closed = False
     kept = False
+    header = None  # the current session's header: its tag is the session id verify shows
     try:
         while True:
             now = time.monotonic()
@@ -171,6 +172,8 @@ def run(args) -> int:
             if renderer is not None:
                 renderer.log.observe(results)  # accepted seals, for the provenance manifest
             core = receiver.core
+            if core.session is not None:
+                header = core.session.header
             if core.refusals and not args.insecure:
                 raise VerificationError(core.refusals[0])
             frames = [r.delivery for r in results if r.delivery.frame is not None]
@@ -233,6 +236,7 @@ def run(args) -> int:
         interrupted=interrupted,
         output_closed=closed,
         provenance=prov.as_dict() if prov else None,
+        session=session_tag_hex(header) if header is not None else None,
     )
     if prov is not None and prov.c2pa_skipped:
         print(f"facelink: warning: C2PA Content Credentials not embedded: {prov.c2pa_skipped}", file=sys.stderr)
@@ -243,7 +247,7 @@ def run(args) -> int:
             print(f"facelink: {bound}: no session received", file=sys.stderr)
         else:
             print(
-                f"session {(v.session_id or '')[:16]} from {v.signer} ({v.signer_name or 'untrusted'}): {stats.frames} frames, "
+                f"session {out['session'] or (v.session_id or '')[:16]} from {v.signer} ({v.signer_name or 'untrusted'}): {stats.frames} frames, "
                 f"{v.spans_verified} spans verified, {v.spans_incomplete} incomplete, {v.spans_mismatch} mismatched, "
                 f"{v.seals_rejected} seals rejected" + (f"; {out_frames} frames written to {args.output}" if args.output else ""),
                 file=sys.stderr,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
-from ._common import add_backend_argument, emit_json
-from ._encode import add_rate_arguments, codec_params
+from ._common import add_backend_argument, emit_json, session_tag_hex
+from ._encode import add_rate_arguments, add_reference_arguments, codec_params, reference_options
 
 
 def add_transport_arguments(p, *, sender: bool) -> None:
     """Arguments both link ends share: identity key, CurveZMQ switch, trust directory."""
-    p.add_argument("--key", metavar="KEY", help="this device's identity: a name in $FACELINK_HOME/keys or a .key path")
+    p.add_argument(
+        "--key", metavar="KEY", help="this device's identity: a NAME (looked up as $FACELINK_HOME/keys/NAME.key) or a .key path"
+    )
     p.add_argument(
         "--no-curve",
         action="store_true",
@@ -23,7 +24,8 @@ def add_transport_arguments(p, *, sender: bool) -> None:
         p.add_argument(
             "--receiver-key",
             metavar="PUB",
-            help="the receiver's public key: a .pub file, or a fingerprint/name in the trust directory (needed with CurveZMQ)",
+            help="the receiver's public key (needed with CurveZMQ): a .pub path as given, or a NAME looked up in "
+            "$FACELINK_HOME/keys (NAME.pub, NAME.key) first, then by name or fingerprint in the trust directory",
         )
     p.add_argument("--trust", metavar="TRUSTDIR", help="trust directory (default: $FACELINK_HOME/trust)")
 
@@ -72,20 +74,12 @@ def load_device_key(spec: str | None, what: str):
 
 
 def _receiver_curve_key(args) -> bytes:
-    from ..errors import InputError
-    from ..security import TrustStore, default_trust_dir, load_public
+    from ..security._keys import resolve_public_key
 
     spec = args.receiver_key
     if spec is None:
         raise _usage("--receiver-key PUB is required with CurveZMQ (the receiver's .pub); or --no-curve for lab use")
-    p = Path(spec).expanduser()
-    if p.exists() or spec.endswith((".pub", ".key")):
-        return load_public(p).curve
-    trust_dir = Path(args.trust).expanduser() if args.trust else default_trust_dir()
-    found = TrustStore.load(trust_dir).find(spec)
-    if found is None:
-        raise InputError(f"{spec}: no such .pub file, and no key by that fingerprint or name in {trust_dir}")
-    return found.curve
+    return resolve_public_key(spec, trust_dir=args.trust).curve
 
 
 def add_io_backend_argument(p) -> None:
@@ -119,8 +113,10 @@ def open_capture(args):
     return open_source(args.input, backend=args.io_backend, width=args.input_width, height=args.input_height, fps=args.input_rate)
 
 
-def live_reference(source, models, k: int, reference_image: str | None):
-    """Reference and anchor from a live source: its first frame showing a face (see ``prepare_reference``)."""
+def live_reference(source, models, k: int, reference_image: str | None, **ref_opts):
+    """Reference and anchor from a live source: its first frame showing a face (see ``prepare_reference``).
+
+    ``ref_opts``: ``quality``/``max_side`` of :func:`~facelink.sender.make_reference`."""
     from ..errors import NoFaceError
     from ..face import FaceTracker
     from ..io import load_image
@@ -136,8 +132,11 @@ def live_reference(source, models, k: int, reference_image: str | None):
     else:
         raise NoFaceError(f"{source.uri}: the stream ended before a face was seen")
     if reference_image is None:
-        return make_reference(frame.image, models), None
-    reference = make_reference(load_image(reference_image), models)
+        reference = make_reference(frame.image, models, **ref_opts)
+        if reference.image.shape[:2] == frame.image.shape[:2]:
+            return reference, None
+    else:
+        reference = make_reference(load_image(reference_image), models, **ref_opts)
     anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(obs.raw_landmarks)[0]
     return reference, anchor
 
@@ -153,6 +152,7 @@ def register(sub) -> None:
     add_transport_arguments(p, sender=True)
     add_capture_arguments(p)
     p.add_argument("--reference", metavar="IMG", help="reference image (default: the first frame showing a face)")
+    add_reference_arguments(p)
     add_rate_arguments(p)
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of at its frame rate")
     p.add_argument("--seal-interval", type=float, default=0.5, metavar="S", help="longest time between seals (default: 0.5 s)")
@@ -175,9 +175,8 @@ def run(args) -> int:
         raise _usage("--seal-interval must be in (0, 60] seconds")
     if not args.header_interval > 0 or not args.wait >= 0:
         raise _usage("--header-interval must be > 0 and --wait >= 0")
-    if args.kbps is not None and not args.kbps > 0:
-        raise _usage("--kbps must be positive")
-    params = codec_params(args)
+    params = codec_params(args, "send")
+    ref_opts = reference_options(args, "send")
     identity = load_device_key(args.key, "sender")
     receiver_key = None if args.no_curve else _receiver_curve_key(args)
     if args.no_curve:
@@ -188,11 +187,11 @@ def run(args) -> int:
         models = create_models(args.backend)
         info = source.info
         if source.live:
-            reference, anchor = live_reference(source, models, params.k, args.reference)
+            reference, anchor = live_reference(source, models, params.k, args.reference, **ref_opts)
         else:
             source.close()
             source = None
-            reference, anchor = prepare_reference(parse_uri(args.input).location, models, params.k, args.reference)
+            reference, anchor = prepare_reference(parse_uri(args.input).location, models, params.k, args.reference, **ref_opts)
     except BaseException:
         if source is not None:
             source.close()
@@ -262,6 +261,7 @@ def run(args) -> int:
         endpoint=endpoint,
         curve=not args.no_curve,
         sender=identity.fingerprint,
+        session=session_tag_hex(sender.codec.header) if sender.codec is not None else None,
         session_id=sender.session_id.hex(),
         interrupted=interrupted,
         wall_s=round(wall, 3),
@@ -273,7 +273,7 @@ def run(args) -> int:
     else:
         print(
             f"{endpoint}: {stats.frames_sent} frames sent ({stats.frames_skipped} skipped), {out['kbps']:.2f} kbps "
-            f"incl. {out['overhead_kbps']:.2f} kbps seals+headers, {stats.seals} seals, session {out['session_id'][:16]}"
+            f"incl. {out['overhead_kbps']:.2f} kbps seals+headers, {stats.seals} seals, session {out['session'] or out['session_id'][:16]}"
             + (" (interrupted: ended cleanly)" if interrupted else ""),
             file=sys.stderr,
         )

@@ -53,6 +53,7 @@ __all__ = [
     "parse_identity",
     "parse_public",
     "resolve_key_path",
+    "resolve_public_key",
     "write_identity",
 ]
 
@@ -320,12 +321,45 @@ def load_public(path: str | os.PathLike[str]) -> PublicIdentity:
     return parse_public(_read_small(p, "public key"), str(p))
 
 
+def _is_path(spec: str) -> bool:
+    return Path(spec).expanduser().exists() or os.sep in spec or spec.endswith((".key", ".pub"))
+
+
 def resolve_key_path(spec: str, key_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``--key`` argument to a path: an existing file as is, else ``KEY_DIR/SPEC.key``."""
-    p = Path(spec).expanduser()
-    if p.exists() or os.sep in spec or spec.endswith((".key", ".pub")):
-        return p
+    """``--key`` argument to a path: a path as given (an existing file, or one with a
+    ``/`` or a ``.key``/``.pub`` suffix), else the name's ``KEY_DIR/SPEC.key``."""
+    if _is_path(spec):
+        return Path(spec).expanduser()
     return Path(key_dir or default_key_dir()) / f"{spec}.key"
+
+
+def resolve_public_key(
+    spec: str,
+    key_dir: str | os.PathLike[str] | None = None,
+    trust_dir: str | os.PathLike[str] | None = None,
+) -> PublicIdentity:
+    """A public key argument (``--receiver-key``): the one lookup rule for key names.
+
+    A path (as :func:`resolve_key_path` tells them) is used as given.  A name is looked
+    up in the key directory first (``KEY_DIR/NAME.pub``, else the public half of
+    ``KEY_DIR/NAME.key``), then in the trust directory by name or fingerprint.
+    """
+    if _is_path(spec):
+        return load_public(Path(spec).expanduser())
+    kd = Path(key_dir or default_key_dir())
+    td = Path(trust_dir).expanduser() if trust_dir is not None else default_trust_dir()
+    for candidate in (kd / f"{spec}.pub", kd / f"{spec}.key"):
+        if _NAME.fullmatch(spec) and candidate.is_file():
+            return load_public(candidate)
+    from ._trust import TrustStore
+
+    found = TrustStore.load(td).find(spec) if td.is_dir() else None
+    if found is None:
+        raise InputError(
+            f"{spec}: no such key file, no key of that name in {kd}, and no key of that name or fingerprint "
+            f"trusted in {td}; give the receiver's .pub path, or `facelink keys trust RECEIVER.pub`"
+        )
+    return found
 
 
 def _make_private_dir(d: Path) -> None:
