@@ -126,7 +126,7 @@ def test_eye_values_round_trip_within_half_a_step(face):
     for p in enc.start():
         assert dec.feed(p) is None
     rng = np.random.default_rng(1)
-    steps = np.array([params.gaze_step, params.gaze_step, params.open_step] * 2)
+    steps = np.array([params.gaze_step] * 2 + [2 * params.gaze_step] * 2 + [params.open_step] * 2)
     for i in range(40):
         v = ref_eyes.as_array() + rng.normal(0, 0.03, 6)
         pkt, sent = enc.encode(i, i / 30, face, eyes=v)
@@ -163,7 +163,7 @@ def test_a_version_1_packet_in_a_version_2_session_is_refused(face):
 def test_reference_without_measured_eyes_gets_nominal_values_and_no_iris(face):
     enc = StreamEncoder(_reference(face, None), QUALITY_PRESETS["low"], width=256, height=256, fps=30)
     values, radius = eye_reference(enc.header)
-    assert np.all(radius == 0) and values[2] > 0.1
+    assert np.all(radius == 0) and np.all(values[4:] > 0.1) and np.all(values[:4] == 0)
 
 
 # ------------------------------------------------------------------ receiver (eye controls)
@@ -181,14 +181,12 @@ def _frame(face: np.ndarray, eyes: np.ndarray | None):
     return KeypointFrame(0, 0.0, FrameKind.KEY, pose, np.zeros(16), eyes)
 
 
-REF_EYES = np.array([0.0, 0.0, 0.2] * 2)
+REF_EYES = np.array([0.0, 0.0, 0.0, 0.0, 0.2, 0.2])
 
 
 def _with(open_r: float, open_l: float, gaze: float = 0.0) -> np.ndarray:
-    v = REF_EYES.copy()
-    v[[2, 5]] = open_r, open_l
-    v[[0, 3]] = gaze
-    return v
+    """Coded eye values: both eyes looking ``gaze`` sideways, these openings."""
+    return np.array([gaze, 0.0, 0.0, 0.0, open_r, open_l])
 
 
 def test_no_eye_channels_no_controls(face):

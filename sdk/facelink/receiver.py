@@ -92,6 +92,14 @@ EYE_OPEN_DECAY = 0.99
 EYE_PARTNER = 0.9
 
 
+def _per_eye(values: np.ndarray) -> np.ndarray:
+    """(2, 3) rows of (gaze x, gaze y, openness) per eye from the 6 coded eye values."""
+    from .face import EyeState
+
+    st = EyeState.from_array(values)
+    return np.column_stack([st.gaze, st.openness])
+
+
 class Retargeter:
     """Maps decoded (pose, expression, eyes) onto a target face (the stream's reference or another image).
 
@@ -117,7 +125,7 @@ class Retargeter:
         yaw, pitch, roll = (math.radians(v) for v in pose_offset_deg)
         self._r_off = matrix_from_euler(yaw, pitch, roll)
         self._r_anchor_t = self.anchor.rotation.T
-        self.sender_eyes = None if sender_eyes is None else np.asarray(sender_eyes, np.float64).reshape(2, 3)
+        self.sender_eyes = None if sender_eyes is None else _per_eye(sender_eyes)
         self.eye_contact = eye_contact
         self._open_level = np.zeros(2) if self.sender_eyes is None else self.sender_eyes[:, 2].copy()
         self._gaze_history: deque[np.ndarray] = deque(maxlen=EYE_CONTACT_WINDOW)
@@ -151,7 +159,7 @@ class Retargeter:
         """
         if self.sender_eyes is None or frame.eyes is None or frame.pose is None:
             return None
-        v = np.asarray(frame.eyes, np.float64).reshape(2, 3)
+        v = _per_eye(frame.eyes)
         ref = self.sender_eyes
         self._open_level = np.maximum(self._open_level * EYE_OPEN_DECAY, v[:, 2])
         # closure is judged against the usual opening (the Iris model reads ~45-75 % of it on a

@@ -34,7 +34,7 @@ class CodecParams:
     key_interval: int = 60
     hysteresis: float = 0.2
     eyes: bool = True
-    gaze_step: float = 0.015
+    gaze_step: float = 0.01
     open_step: float = 0.012
 
     def __post_init__(self) -> None:
@@ -53,9 +53,9 @@ class CodecParams:
 
 
 QUALITY_PRESETS: dict[str, CodecParams] = {
-    "low": CodecParams(k=8, rot_step=0.5, trans_step=0.01, scale_step=0.008, coeff_step=0.05, gaze_step=0.025, open_step=0.018),
+    "low": CodecParams(k=8, rot_step=0.5, trans_step=0.01, scale_step=0.008, coeff_step=0.05, gaze_step=0.02, open_step=0.018),
     "medium": CodecParams(k=16, rot_step=0.25, trans_step=0.005, scale_step=0.004, coeff_step=0.025),
-    "high": CodecParams(k=24, rot_step=0.1, trans_step=0.002, scale_step=0.002, coeff_step=0.01, gaze_step=0.01, open_step=0.008),
+    "high": CodecParams(k=24, rot_step=0.1, trans_step=0.002, scale_step=0.002, coeff_step=0.01, gaze_step=0.006, open_step=0.008),
 }
 
 #: typical rate (median kbit/s at 30 fps, all packets but the reference) of each operating

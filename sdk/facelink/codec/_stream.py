@@ -32,12 +32,13 @@ CHUNK = 16_000
 #: typical deviation of each pose field from the reference (degrees, face units, log):
 #: the key-frame entropy models; coefficients use the basis' own std
 _KEY_POSE_SPREAD = np.array([8.0, 6.0, 4.0, 0.15, 0.15, 0.08])
-#: eye channels (per eye: gaze x, gaze y, openness): typical deviation from the reference
-#: (key frames) and mean absolute change per frame (predicted frames)
-_EYE_KEY_SPREAD = np.array([0.06, 0.05, 0.06] * 2)
-_EYE_PRED_MOTION = np.array([0.012, 0.01, 0.02] * 2)
+#: eye channels (common gaze x, y; half the eyes' gaze difference x, y; openness right, left):
+#: typical deviation from the reference (key frames) and mean absolute change per frame
+#: (predicted frames)
+_EYE_KEY_SPREAD = np.array([0.06, 0.05, 0.02, 0.02, 0.06, 0.06])
+_EYE_PRED_MOTION = np.array([0.01, 0.008, 0.004, 0.004, 0.02, 0.02])
 #: eye values assumed for a reference whose eyes could not be measured
-_NOMINAL_EYES = np.array([0.0, 0.0, 0.18] * 2)
+_NOMINAL_EYES = np.array([0.0, 0.0, 0.0, 0.0, 0.18, 0.18])
 
 
 class FrameKind(enum.Enum):
@@ -56,7 +57,7 @@ class KeypointFrame:
     kind: FrameKind
     pose: Pose | None = None
     coeffs: np.ndarray | None = None
-    #: the 6 eye values (gaze x, gaze y, openness; right eye then left) of a stream
+    #: the 6 eye values (:meth:`~facelink.face.EyeState.as_array`) of a stream
     #: with eye channels (see :class:`~facelink.face.EyeState`), else ``None``
     eyes: np.ndarray | None = None
 
@@ -72,8 +73,9 @@ def _steps(params: CodecParams, face_px: float) -> np.ndarray:
 
 
 def _eye_steps(steps: tuple[float, float]) -> np.ndarray:
+    """Per eye value: the common gaze at the gaze step, the half-difference at twice it."""
     gaze, opening = steps
-    return np.array([gaze, gaze, opening] * 2)
+    return np.array([gaze, gaze, 2 * gaze, 2 * gaze, opening, opening])
 
 
 def _fields(pose: Pose, coeffs: np.ndarray, eyes: np.ndarray | None = None) -> np.ndarray:

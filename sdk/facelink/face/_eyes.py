@@ -59,7 +59,8 @@ _BROWS = (
 )
 #: the three middle (upper, lower) lid pairs, as indices into the Iris model's contour
 _LID_PAIRS = ((11, 3), (12, 4), (13, 5))
-#: coded values per frame: (gaze x, gaze y, openness) for the right, then the left eye
+#: coded values per frame: common gaze x, y (mean of the eyes), half their difference x, y
+#: (vergence), lid opening of the right and the left eye
 EYE_VALUES = 6
 #: plausible iris radius, in eye widths (the human iris is ~11.7 mm, the eye ~30 mm wide)
 _IRIS_RADIUS_RANGE = (0.08, 0.4)
@@ -67,8 +68,9 @@ _IRIS_RADIUS_RANGE = (0.08, 0.4)
 _MIN_WIDTH_RATIO = 0.55
 #: smallest eye width (pixels) the model is run on
 _MIN_EYE_PX = 6.0
-#: the gaze is held while the eye is below this fraction of its usual opening
-_GAZE_HOLD = 0.75
+#: the gaze is held while the eye is below this fraction of its usual opening (a blink: the
+#: iris estimate under a closing lid is meaningless; looking down narrows the eye far less)
+_GAZE_HOLD = 0.55
 
 
 @dataclass(frozen=True)
@@ -92,15 +94,20 @@ class EyeState:
     visible: np.ndarray  # (2,) bool
 
     def as_array(self) -> np.ndarray:
-        """The 6 coded values: gaze x, gaze y, openness of the right eye, then the left."""
-        return np.array([v for e in range(2) for v in (self.gaze[e, 0], self.gaze[e, 1], self.openness[e])], np.float64)
+        """The 6 coded values: common gaze x, y (the eyes' mean), half the difference of the
+        eyes' gaze x, y (right minus left), openness of the right and the left eye.  The eyes
+        move together: coded this way, each eye's own estimation noise averages out and the
+        vergence (slow, small) costs next to nothing."""
+        g = self.gaze
+        return np.concatenate([0.5 * (g[0] + g[1]), 0.5 * (g[0] - g[1]), self.openness]).astype(np.float64)
 
     @classmethod
     def from_array(cls, values: np.ndarray, iris_radius: np.ndarray | None = None) -> "EyeState":
         """From the 6 coded values (brows unknown: 0)."""
-        v = np.asarray(values, np.float64).reshape(2, 3)
+        v = np.asarray(values, np.float64).reshape(6)
+        gaze = np.stack([v[:2] + v[2:4], v[:2] - v[2:4]])
         radius = np.full(2, 0.2) if iris_radius is None else np.asarray(iris_radius, np.float64)
-        return cls(v[:, :2].copy(), v[:, 2].copy(), np.zeros(2), radius, np.ones(2, bool))
+        return cls(gaze, v[4:6].copy(), np.zeros(2), radius, np.ones(2, bool))
 
 
 def _eye_roi(lm: np.ndarray, a: int, b: int) -> Roi:
@@ -204,7 +211,7 @@ class EyeTracker:
             return None
         st = eye_state(self.model(frame, landmarks), landmarks)
         vis = st.visible
-        v = st.as_array().reshape(2, 3)
+        v = np.column_stack([st.gaze, st.openness])  # per eye: gaze x, gaze y, openness
         if not vis.any():
             if self._last is None:
                 return None

@@ -49,6 +49,9 @@ CREASE_FOLLOW = 0.3
 #: canonical units (~0.7 px on a 256 px face)
 SHUT_OVERLAP_BELOW = 0.1
 SHUT_OVERLAP = 0.008
+#: below this lid factor the lid unfolds (lid skin replaces the fold, the lashes thin): a blink,
+#: not an eye that is merely narrower than the reference's
+LID_UNFOLD = 0.5
 #: widest opening rendered, relative to the reference's
 LID_MAX = 1.6
 #: largest iris shift rendered, eye widths (beyond it the iris would leave the eyeball atlas)
@@ -95,11 +98,13 @@ def eye_axes(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return ex, np.array([-ex[1], ex[0]]), iod
 
 
-def reference_iris(landmarks: np.ndarray, values: np.ndarray, radius: np.ndarray) -> list[tuple[float, float, float] | None]:
-    """Iris centre and radius (reference pixels) per eye from the reference's eye values
-    (gaze in eye widths from the eye-corner midpoint) and iris radii (eye widths; 0 = none)."""
+def reference_iris(
+    landmarks: np.ndarray, gaze: np.ndarray, openness: np.ndarray, radius: np.ndarray
+) -> list[tuple[float, float, float] | None]:
+    """Iris centre and radius (reference pixels) per eye from the reference's gaze (eye widths
+    from the eye-corner midpoint), lid opening and iris radii (eye widths; 0 = none)."""
     ex, ey, _ = eye_axes(landmarks)
-    v = np.asarray(values, np.float64).reshape(2, 3)
+    v = np.column_stack([np.asarray(gaze, np.float64).reshape(2, 2), np.asarray(openness, np.float64)])
     out: list[tuple[float, float, float] | None] = []
     for e in range(2):
         a, b = CORNERS[e]
@@ -272,7 +277,7 @@ class EyeDriver:
             move = new_upper - drv[list(upper)]
             drv[list(upper)] = new_upper
             drv[list(crease)] += CREASE_FOLLOW * move
-            closed[e] = min(max(1.0 - g / 0.85, 0.0), 1.0)
+            closed[e] = min(max(1.0 - g / LID_UNFOLD, 0.0), 1.0)
         shift = np.zeros((2, 2))
         for e in range(2):
             if self.iris[e] is not None:

@@ -206,7 +206,8 @@ class Generator:
         # the reference's irises (from its measured eye state), for the eyeball atlases
         iris: list = [None, None]
         if reference_eyes is not None:
-            iris = reference_iris(ref, reference_eyes.as_array(), reference_eyes.iris_radius)
+            radius = np.where(reference_eyes.visible, reference_eyes.iris_radius, 0.0)
+            iris = reference_iris(ref, reference_eyes.gaze, reference_eyes.openness, radius)
         self._eye_driver = EyeDriver(ref, (RIGHT_LIDS, LEFT_LIDS), iris, N_LANDMARKS)
 
         # warp source: the edge-padded region, then the atlases in a row below it
