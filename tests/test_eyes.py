@@ -309,9 +309,9 @@ def test_lids_are_rebuilt_on_the_lower_lid_and_no_iris_means_no_gaze(eye_face):
     _, lm = eye_face
     ref = lm.astype(np.float64)
     driver = EyeDriver(ref, (RIGHT_LIDS, LEFT_LIDS), [None, None], 468)
-    out, closed, shift = driver.drive(ref.copy(), EyeControls(np.array([0.5, 0.0]), np.full((2, 2), 0.1)), 1.0, np.eye(3))
+    out, closed, shift = driver.drive(ref.copy(), EyeControls(np.array([0.3, 0.0]), np.full((2, 2), 0.1)), 1.0, np.eye(3))
     (up_r, _, lo_r), (up_l, _, lo_l) = RIGHT_LIDS, LEFT_LIDS
-    assert np.allclose(out[list(up_r)] - out[list(lo_r)], 0.5 * (ref[list(up_r)] - ref[list(lo_r)]))
+    assert np.allclose(out[list(up_r)] - out[list(lo_r)], 0.3 * (ref[list(up_r)] - ref[list(lo_r)]))
     assert np.all(out[list(up_l), 1] >= out[list(lo_l), 1])  # shut: the lid meets (overlaps) the lower lid
     assert closed[1] == 1.0 and 0.0 < closed[0] < 1.0
     assert np.all(shift == 0)  # no iris known: the gaze is not moved
