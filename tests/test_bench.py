@@ -471,3 +471,56 @@ def test_results_script_keeps_other_sections(face_models, face_clip, tmp_path):
     first = text
     assert mod["main"](["--codec", str(bench), "--out", str(doc)]) == 0
     assert doc.read_text() == first, "regenerating is idempotent"
+
+
+# ------------------------------------------------------------------ viewer cues (bench/_cues.py)
+
+
+def _cues(open_: list[float], gaze_x: list[float] | None = None):
+    from facelink.bench._cues import CUES, Cues
+
+    n = len(open_)
+    v = np.zeros((n, len(CUES)))
+    v[:, CUES.index("eye_open")] = open_
+    v[:, CUES.index("mouth")] = np.linspace(0.0, 0.3, n)
+    v[:, CUES.index("brow")] = 0.15
+    v[:, CUES.index("gaze_x")] = gaze_x if gaze_x is not None else np.zeros(n)
+    v[:, CUES.index("gaze_y")] = 0.01 * np.sin(np.arange(n))
+    return Cues(v)
+
+
+def test_cue_comparison_counts_the_closures_the_output_shows():
+    from facelink.bench._cues import compare_cues
+
+    truth = [0.25] * 10 + [0.08, 0.07] + [0.25] * 10 + [0.09] + [0.25] * 10  # two blinks
+    shows_one = [0.25] * 10 + [0.25, 0.06] + [0.25] * 10 + [0.25] + [0.25] * 10  # the first, a frame late
+    out = compare_cues(_cues(truth), _cues(shows_one))
+    assert out["closures"] == 2 and out["closures_shown"] == 1 and out["closure_recall"] == 0.5
+    assert out["r_mouth"] == pytest.approx(1.0) and out["err_mouth"] == pytest.approx(0.0)
+    assert out["r_brow"] is None  # a constant cue has no correlation
+    same = compare_cues(_cues(truth), _cues(truth))
+    assert same["closure_recall"] == 1.0 and same["r_eye_open"] == pytest.approx(1.0)
+    none = compare_cues(_cues([0.25] * 20), _cues([0.25] * 20))
+    assert none["closures"] == 0 and none["closure_recall"] is None
+
+
+def test_cues_with_missing_faces_and_mismatched_lengths():
+    from facelink.bench._cues import compare_cues
+
+    a = _cues([0.25, float("nan"), 0.2, 0.22, 0.24])
+    assert compare_cues(a, a)["r_eye_open"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same frames"):
+        compare_cues(a, _cues([0.25] * 4))
+
+
+def test_eye_moments_pick_blink_glance_and_widest_eyes():
+    from facelink.bench._cues import eye_moments
+
+    open_ = [0.22] * 30
+    open_[7] = 0.05  # a blink
+    open_[20] = 0.3  # wide eyes
+    gaze = [0.0] * 30
+    gaze[7] = 0.4  # noise under the shut lid: not a glance
+    gaze[12] = 0.15  # a glance
+    m = eye_moments(_cues(open_, gaze))
+    assert m[7] == "deepest blink" and m[12] == "largest glance" and m[20] == "widest eyes"

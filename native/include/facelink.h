@@ -22,6 +22,7 @@
  *          facelink_keys_trust, and FACELINK_E_UNTRUSTED / FACELINK_E_INCOMPLETE.
  *          Every 1.0 function keeps its meaning (facelink_sender_create still sends
  *          unsigned streams, facelink_receiver_create still passes seals over).
+ *     1.2  facelink_receiver_set_eye_contact (gaze redirected at the camera).
  *   Structs added after 1.0 start with `struct_size`, set by their *_init function:
  *   later minors append fields and read them only when struct_size covers them.
  *
@@ -118,7 +119,7 @@ extern "C" {
 #endif
 
 #define FACELINK_ABI_VERSION_MAJOR 1
-#define FACELINK_ABI_VERSION_MINOR 1
+#define FACELINK_ABI_VERSION_MINOR 2
 #define FACELINK_ABI_VERSION ((FACELINK_ABI_VERSION_MAJOR << 16) | FACELINK_ABI_VERSION_MINOR)
 /* non-zero if a library reporting `v` (facelink_abi_version()) serves this header */
 #define FACELINK_ABI_COMPATIBLE(v) \
@@ -208,7 +209,7 @@ typedef struct facelink_receiver facelink_receiver; /* opaque, see "Handles" */
 
 /* ------------------------------------------------------------------ library */
 
-/* FACELINK_ABI_VERSION of the library (no Python needed): (1 << 16) | 1 for ABI 1.1.
+/* FACELINK_ABI_VERSION of the library (no Python needed): (1 << 16) | 2 for ABI 1.2.
  * A program that uses a 1.1 function checks FACELINK_ABI_COMPATIBLE(facelink_abi_version())
  * first (a 1.0 library lacks the symbol: with lazy binding the call would abort). */
 FACELINK_API uint32_t facelink_abi_version(void);
@@ -425,6 +426,12 @@ FACELINK_API facelink_status facelink_receiver_create_ex(const facelink_receiver
  * and refused (the refusal message or null).  FACELINK_E_STATE for a receiver that does
  * not verify (made by facelink_receiver_create). */
 FACELINK_API facelink_status facelink_receiver_verification(facelink_receiver *receiver, facelink_buffer *report);
+
+/* ABI 1.2.  Eye contact on (1) or off (0): the rendered gaze is redirected at the camera (the
+ * sender's usual gaze at its screen taken out, glances kept, eyes counter-rotated against any
+ * re-posing), blinks and lids untouched; `facelink receive --eye-contact`.  Streams without eye
+ * channels (bitstream version 1) are unaffected.  Takes effect from the next frame. */
+FACELINK_API facelink_status facelink_receiver_set_eye_contact(facelink_receiver *receiver, int32_t on);
 
 /* ------------------------------------------------------------------ files */
 

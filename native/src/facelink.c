@@ -691,6 +691,17 @@ facelink_status facelink_receiver_verification(facelink_receiver *receiver, face
     return st;
 }
 
+facelink_status facelink_receiver_set_eye_contact(facelink_receiver *receiver, int32_t on) {
+    static const char fn[] = "facelink_receiver_set_eye_contact";
+    ENTER(fn);
+    facelink_status st;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *res = call(fn, "receiver_set_eye_contact", Py_BuildValue("(Ni)", handle_obj(receiver), (int)on), NULL, &st);
+    Py_XDECREF(res);
+    PyGILState_Release(gil);
+    return st;
+}
+
 facelink_status facelink_receiver_push(facelink_receiver *receiver, const uint8_t *packet, size_t size,
                                        facelink_frame *frame, int32_t *has_frame) {
     static const char fn[] = "facelink_receiver_push";

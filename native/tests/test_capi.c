@@ -362,6 +362,11 @@ static void test_receiver_and_handles(void) {
     CHECK(has == 0 && f.image.data == NULL, "no frame for a bad packet");
     const uint8_t short_pkt[] = {'F', 'L'};
     EXPECT(facelink_receiver_push(r, short_pkt, sizeof short_pkt, &f, &has), FACELINK_E_INVALID_PACKET, "truncated");
+    /* ABI 1.2: eye contact */
+    EXPECT(facelink_receiver_set_eye_contact(r, 1), FACELINK_OK, NULL);
+    EXPECT(facelink_receiver_set_eye_contact(r, 0), FACELINK_OK, NULL);
+    EXPECT(facelink_receiver_set_eye_contact(r, 2), FACELINK_E_INVALID_ARGUMENT, "on must be 0 or 1, got 2");
+    EXPECT(facelink_receiver_set_eye_contact(NULL, 1), FACELINK_E_BAD_HANDLE, "receiver handle is NULL");
 
     /* handle checks: NULL, garbage, wrong kind, destroyed */
     EXPECT(facelink_receiver_push(NULL, junk, sizeof junk, &f, &has), FACELINK_E_BAD_HANDLE,
@@ -378,6 +383,7 @@ static void test_receiver_and_handles(void) {
     CHECK(pk.count == 0 && pk.data == NULL && pk.offsets == NULL, "packets zeroed on failure");
     EXPECT(facelink_receiver_destroy(r), FACELINK_OK, NULL);
     EXPECT(facelink_receiver_push(r, junk, sizeof junk, &f, &has), FACELINK_E_BAD_HANDLE, "was destroyed");
+    EXPECT(facelink_receiver_set_eye_contact(r, 1), FACELINK_E_BAD_HANDLE, "was destroyed");
     EXPECT(facelink_receiver_destroy(r), FACELINK_E_BAD_HANDLE, "facelink_receiver_destroy: receiver handle");
     EXPECT(facelink_receiver_destroy(NULL), FACELINK_OK, NULL);
     EXPECT(facelink_sender_destroy(NULL), FACELINK_OK, NULL);

@@ -96,7 +96,7 @@ __all__ = [
 #: refuses to start (FACELINK_E_PYTHON) when the majors differ or this minor is older.
 #: 1.1 added signed senders, verifying receivers, E_UNTRUSTED and E_INCOMPLETE.
 ABI_VERSION_MAJOR = 1
-ABI_VERSION_MINOR = 1
+ABI_VERSION_MINOR = 2
 ABI_VERSION = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR
 
 #: session ids are exactly this many bytes
@@ -1018,6 +1018,16 @@ def receiver_push(handle: object, packet: object) -> tuple[Status, ReceivedFrame
             format=int(r.format),
             data=data,
         )
+
+
+@_api("facelink_receiver_set_eye_contact")
+def receiver_set_eye_contact(handle: object, on: object) -> Status:
+    """(ABI 1.2) Redirect the rendered gaze at the camera (``on`` 1) or not (0), from the next
+    frame: ``facelink receive --eye-contact``."""
+    flag = _flag("on", on)
+    with _using(handle, _RECEIVER) as r:
+        r.renderer.session.set_eye_contact(flag)
+        return Status.OK
 
 
 @_api("facelink_receiver_verification", None)

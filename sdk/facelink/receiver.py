@@ -275,6 +275,12 @@ class SessionRenderer:
         self._session = h.session_id
         self._last = ref.image
 
+    def set_eye_contact(self, on: bool) -> None:
+        """Turn eye contact on or off from the next frame (see :meth:`Retargeter.eyes`)."""
+        self.eye_contact = bool(on)
+        if self._retarget is not None:
+            self._retarget.eye_contact = self.eye_contact
+
     @property
     def generator(self):
         """The session's :class:`~facelink.generator.Generator` (``None`` before :meth:`prepare`)."""

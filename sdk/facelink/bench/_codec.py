@@ -425,6 +425,8 @@ class ClipResult:
     face_box: tuple[int, int, int, int] | None
     facelink_note: str | None
     sample_positions: list[int]
+    #: labels of sampled frames chosen for what they show ("deepest blink", ...), by frame number
+    sample_labels: dict[int, str] = field(default_factory=dict)
     comparison: dict = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -512,6 +514,9 @@ def run_clip(clip: PreparedClip, config: CodecBenchConfig, models, *, progress: 
     true_obs = _track(clip.frames, clip.times, models) if models is not None else None
     face_box = _face_box(true_obs[1:], clip.size) if true_obs is not None else None
     scorer = Scorer(coded, clip.times[1:], every=config.every, face_box=face_box, models=models)
+    # besides evenly spaced frames, the contact sheet shows the eyes' telling moments
+    moments = {scorer.positions[k]: label for k, label in cues.eye_moments(scorer.true_cues).items()} if scorer.true_cues is not None else {}
+    positions = sorted(set(positions) | set(moments))
     runs: list[RunResult] = []
     note: str | None = None
     reference = None
@@ -540,7 +545,7 @@ def run_clip(clip: PreparedClip, config: CodecBenchConfig, models, *, progress: 
             runs.append(_run_peer(clip, peer, setting, scorer, positions))
             if progress:
                 progress(f"{clip.name} {peer.name} {setting.label}")
-    res = ClipResult(clip, runs, face_box, note, [p + 1 for p in positions])
+    res = ClipResult(clip, runs, face_box, note, [p + 1 for p in positions], {p + 1: label for p, label in moments.items()})
     res.comparison = compare_runs([r.as_dict() for r in runs])
     res.seconds = time.perf_counter() - t_start
     return res

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CLOSED", "CUES", "Cues", "compare_cues", "cue_values"]
+__all__ = ["CLOSED", "CUES", "Cues", "compare_cues", "cue_values", "eye_moments"]
 
 CUES = ("mouth", "eye_open", "brow", "gaze_x", "gaze_y")
 #: an eye below this fraction of the clip's open level counts as closed
@@ -101,6 +101,26 @@ def compare_cues(true: Cues, decoded: Cues) -> dict[str, float | None]:
     out["closures"] = float(len(events))
     out["closures_shown"] = float(shown)
     out["closure_recall"] = shown / len(events) if events else None
+    return out
+
+
+def eye_moments(true: Cues) -> dict[int, str]:
+    """Frames worth looking at (index -> label): the deepest blink, the largest glance away
+    from the clip's usual gaze and the widest eyes, where the true clip has them."""
+    out: dict[int, str] = {}
+    o, gx, gy = true["eye_open"], true["gaze_x"], true["gaze_y"]
+    ok = np.isfinite(o) & np.isfinite(gx) & np.isfinite(gy)
+    if np.count_nonzero(ok) < 3:
+        return out
+    idx = np.flatnonzero(ok)
+    closed, level = _closures(o)
+    if closed.any():
+        out[int(idx[np.argmin(o[ok])])] = "deepest blink"
+    glance = np.hypot(gx - np.median(gx[ok]), gy - np.median(gy[ok]))
+    glance[closed | ~ok] = -1.0  # a shut eye's gaze is noise
+    if glance.max() > 0:
+        out.setdefault(int(np.argmax(glance)), "largest glance")
+    out.setdefault(int(idx[np.argmax(o[ok])]), "widest eyes")
     return out
 
 

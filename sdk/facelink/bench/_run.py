@@ -256,7 +256,8 @@ def rerender_report(out_dir: str | os.PathLike, *, plots: bool = True) -> dict:
 
 
 def _clip_sheet(res: ClipResult) -> tuple[list[list], list[str]]:
-    """Rows (one per sampled frame) of true / FaceLink / peers-at-FaceLink's-rate tiles."""
+    """Rows (one per sampled frame) of true / FaceLink / peers-at-FaceLink's-rate tiles; frames
+    picked for what they show are captioned with it ("deepest blink", "largest glance", ...)."""
     chosen = pick_contact_runs(res.runs)
     if not chosen:
         return [], []
@@ -264,7 +265,8 @@ def _clip_sheet(res: ClipResult) -> tuple[list[list], list[str]]:
     head = ["true"] + [f"FaceLink {r.setting}" if r.codec == "facelink" else f"{names.get(r.codec, r.codec)} nearest rate" for r in chosen]
     rows = []
     for pos in sorted(chosen[0].samples):
-        row = [(res.clip.frames[pos + 1], f"frame {pos + 1}")]
+        label = res.sample_labels.get(pos + 1)
+        row = [(res.clip.frames[pos + 1], f"frame {pos + 1}" + (f": {label}" if label else ""))]
         for r in chosen:
             cap = f"{r.kbps:.2f} kbps" if r.codec == "facelink" else f"{r.kbps:.1f} kbps, {r.setting.replace(' (floor)', '')}"
             row.append((r.samples[pos], cap))
