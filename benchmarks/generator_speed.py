@@ -9,7 +9,9 @@ move the head, open and close the mouth and blink, so every code path runs):
 * 256x256 and 512x512 with the face filling most of the frame (ring bands reach the edges);
 * 1920x1080 with a ~300 px face (forehead to chin).
 
-Each case runs with ``flow_scale`` 1 and 1/2.  Reported: median milliseconds per frame for the
+Each case runs with ``flow_scale`` 1 and 1/2, and with the eyes driven from the landmarks
+alone (streams without eye channels) or by eye controls (version-2 streams: rebuilt lids, lid
+atlases, a gaze that sweeps the iris across the eyeball atlas, the same blinks).  Reported: median milliseconds per frame for the
 whole ``render`` (flow rasterisation in numpy + warp in ONNX Runtime + paste into a new full
 frame), the two parts separately, the face box, and frames per second (1000 / median render).
 The best of ``--repeat`` runs is kept, to tame noise from other processes on the machine; the
@@ -31,7 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sdk"))
 
-from facelink.generator import Generator  # noqa: E402
+from facelink.face import EyeState  # noqa: E402
+from facelink.generator import EyeControls, Generator  # noqa: E402
 from facelink.keypoints import default_basis, matrix_from_euler  # noqa: E402
 
 #: (name, height, width, inter-ocular distance px, face centre)
@@ -72,23 +75,37 @@ def driving_sequence(iod: float, centre: tuple[float, float], n: int) -> list[np
     return frames
 
 
-def run_case(h: int, w: int, iod: float, centre: tuple[float, float], flow_scale: float, frames: int, repeat: int) -> dict:
+def eye_controls(n: int) -> list[EyeControls]:
+    """Eye controls matching driving_sequence: blinks on the same frames, a slow gaze sweep."""
+    out = []
+    for i in range(n):
+        g = 0.1 * np.sin(2 * np.pi * 0.7 * i / 30.0)
+        shut = 0.0 if i % 20 in (8, 9, 10) else 1.0
+        out.append(EyeControls(np.full(2, shut), np.array([[g, 0.3 * g], [g, 0.3 * g]])))
+    return out
+
+
+def run_case(
+    h: int, w: int, iod: float, centre: tuple[float, float], flow_scale: float, frames: int, repeat: int, eyes: bool = False
+) -> dict:
     ref = (iod * default_basis().mean + np.array([centre[0], centre[1], 0.0])).astype(np.float32)
     img = face_image(h, w, ref)
     drive = driving_sequence(iod, centre, frames)
-    with Generator(img, ref, flow_scale=flow_scale) as gen:
-        for lm in drive[:5]:  # warm-up
-            gen.render(lm)
+    controls = eye_controls(frames) if eyes else [None] * frames
+    ref_eyes = EyeState(np.zeros((2, 2)), np.full(2, 0.3), np.zeros(2), np.full(2, 0.2), np.ones(2, bool)) if eyes else None
+    with Generator(img, ref, flow_scale=flow_scale, reference_eyes=ref_eyes) as gen:
+        for lm, c in zip(drive[:5], controls):  # warm-up
+            gen.render(lm, c)
         best = None
         for _ in range(repeat):
             tr, tf, tw, tc = [], [], [], []
-            for lm in drive:
+            for lm, c in zip(drive, controls):
                 c0 = time.process_time()
                 t0 = time.perf_counter()
-                gen.render(lm)
+                gen.render(lm, c)
                 t1 = time.perf_counter()
                 tc.append(time.process_time() - c0)
-                grid = gen.flow(lm)
+                grid = gen.flow(lm, c)
                 t2 = time.perf_counter()
                 gen._warp(grid)
                 t3 = time.perf_counter()
@@ -116,16 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# generator speed: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"onnxruntime {ort.__version__}, load average {load:.1f} at start\n")
-    print("| frame | face box | flow_scale | render ms | flow ms | warp ms | fps | CPU ms/frame |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| frame | face box | flow_scale | eyes | render ms | flow ms | warp ms | fps | CPU ms/frame |")
+    print("|---|---|---|---|---|---|---|---|---|")
     results = []
     for name, h, w, iod, centre in CASES:
         for fs in (1.0, 0.5):
-            r = run_case(h, w, iod, centre, fs, args.frames, args.repeat)
-            r.update(frame=name, flow_scale=fs)
-            results.append(r)
-            print(f"| {name} | {r['face_box']} | {fs:g} | {r['render_ms']:.1f} | {r['flow_ms']:.1f} | "
-                  f"{r['warp_ms']:.1f} | {r['fps']:.1f} | {r['cpu_ms']:.1f} |", flush=True)
+            for eyes in (False, True):
+                r = run_case(h, w, iod, centre, fs, args.frames, args.repeat, eyes)
+                r.update(frame=name, flow_scale=fs, eyes=eyes)
+                results.append(r)
+                print(f"| {name} | {r['face_box']} | {fs:g} | {'channels' if eyes else 'landmarks'} | {r['render_ms']:.1f} | "
+                      f"{r['flow_ms']:.1f} | {r['warp_ms']:.1f} | {r['fps']:.1f} | {r['cpu_ms']:.1f} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"load_average": load, "results": results}, indent=1))
     return 0
