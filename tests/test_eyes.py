@@ -133,8 +133,14 @@ def test_eye_values_round_trip_within_half_a_step(face):
         got = dec.feed(pkt)
         assert np.array_equal(got.eyes, sent.eyes)
         assert np.all(np.abs(got.eyes - v) <= (0.5 + params.hysteresis) * steps + 1e-9)
-    pkt, sent = enc.encode(40, 40 / 30, face, eyes=None)  # no measurement: the last values hold
-    assert np.array_equal(dec.feed(pkt).eyes, got.eyes)
+    shut = ref_eyes.as_array()
+    shut[4:] = 0.02  # the eyes were shut ...
+    pkt, sent = enc.encode(40, 40 / 30, face, eyes=shut)
+    dec.feed(pkt)
+    for i in range(41, 41 + 30):  # ... then vanish (hand, profile): they ease back open, not stay shut
+        pkt, sent = enc.encode(i, i / 30, face, eyes=None)
+        got = dec.feed(pkt)
+    assert np.all(np.abs(got.eyes - ref_eyes.as_array()) <= steps)
 
 
 def test_streams_without_eye_channels_decode_without_eyes(face):

@@ -37,6 +37,9 @@ _KEY_POSE_SPREAD = np.array([8.0, 6.0, 4.0, 0.15, 0.15, 0.08])
 #: (predicted frames)
 _EYE_KEY_SPREAD = np.array([0.06, 0.05, 0.02, 0.02, 0.06, 0.06])
 _EYE_PRED_MOTION = np.array([0.01, 0.008, 0.004, 0.004, 0.02, 0.02])
+#: without a measurement the coded eyes move this fraction of the way back to the reference's
+#: per frame (90 % in ~0.5 s at 30 fps): a face whose eyes vanish mid-blink does not stay shut
+EYE_RELAX = 0.15
 #: eye values assumed for a reference whose eyes could not be measured
 _NOMINAL_EYES = np.array([0.0, 0.0, 0.0, 0.0, 0.18, 0.18])
 
@@ -259,9 +262,9 @@ class StreamEncoder:
     ) -> tuple[bytes, KeypointFrame]:
         """Code frame ``index`` taken at ``t`` seconds (``landmarks`` None = no face).
 
-        ``eyes``: the frame's :class:`~facelink.face.EyeState` (or its 8 values) for a session
-        with eye channels; ``None`` repeats the last coded eye values (the reference's at the
-        start of a run of face frames).  Returns the packet and the frame exactly as the
+        ``eyes``: the frame's :class:`~facelink.face.EyeState` (or its 6 values) for a session
+        with eye channels; ``None`` or a state with no eye visible eases the coded eyes back to
+        the reference's (``EYE_RELAX`` of the way per frame).  Returns the packet and the frame exactly as the
         decoder will reconstruct it.
         """
         if index <= self._last_index:
@@ -297,10 +300,15 @@ class StreamEncoder:
 
     def _eye_values(self, eyes: object) -> np.ndarray:
         n = N_POSE + self.params.k
-        if eyes is None:  # hold what the receiver has (or the reference's values)
+        ref = self._s.ref_fields[n:]
+        hidden = eyes is None or (hasattr(eyes, "visible") and not np.any(eyes.visible))
+        if hidden:  # no measurement (eyes hidden, profile, no Iris model): ease back to the reference's eyes
             if self._prev is None:
-                return self._s.ref_fields[n:].copy()
-            return self._s.ref_fields[n:] + self._prev[n:] * self._s.steps[n:]
+                return ref.copy()
+            steps = self._s.steps[n:]
+            last = ref + self._prev[n:] * steps
+            d = ref - last  # at least one quantiser step a frame, so the hysteresis cannot stall it
+            return last + np.sign(d) * np.minimum(np.abs(d), np.maximum(EYE_RELAX * np.abs(d), steps))
         v = np.asarray(eyes.as_array() if hasattr(eyes, "as_array") else eyes, np.float64).reshape(-1)
         if v.shape != (bs.EYE_VALUES,) or not np.all(np.isfinite(v)):
             raise ValueError(f"eyes must be an EyeState or {bs.EYE_VALUES} finite values")

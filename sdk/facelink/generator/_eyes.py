@@ -172,16 +172,32 @@ LID_RINGS = ((113, 225, 224, 223, 222, 221, 189), (342, 445, 444, 443, 442, 441,
 
 @dataclass(frozen=True, eq=False)
 class LidBand:
-    """One eye's upper-lid band (lid margin -> lash line -> crease) and its lid atlas.
+    """One eye's upper-lid band (lid margin -> lash line -> crease -> the ring above) and its
+    lid atlas, in reference pixels (origin ``origin``, scale 1).
 
-    ``triangles``: mesh triangle indices of the band; ``lift``: per mesh vertex, how far (atlas
-    rows) its source rises on a fully shut eye; ``atlas``: the reference's band (lower half, so
-    an open eye looks exactly as in the reference) under synthetic lid skin (upper half).
+    ``triangles``: mesh triangle indices of the band (they always sample the lid atlas, at
+    their reference positions); ``band``: the reference's pixels of the band's box (an open
+    eye looks exactly as in the reference); ``shut``: the same box as a shut lid; ``weight``:
+    how much of ``shut`` a fully shut eye shows (1 from the lid margin up to the crease,
+    fading to 0 at the ring, so the lid meets the skin above seamlessly).  Per frame the
+    atlas is ``band + closed * weight * (shut - band)``: a blend in place, so a half-shut lid
+    is a half-faded one — never a texture dragged through the fold's shadow.
     """
 
     triangles: np.ndarray
-    lift: np.ndarray
-    atlas: Atlas
+    origin: tuple[float, float]
+    band: np.ndarray
+    shut: np.ndarray
+    weight: np.ndarray
+
+    def atlas(self, closed: float) -> np.ndarray:
+        """The lid atlas (H, W, 3) for an eye ``closed`` (0 open .. 1 shut)."""
+        return self.band + (float(closed) * self.weight) * (self.shut - self.band)
+
+
+def _curve(points: np.ndarray, x: np.ndarray) -> np.ndarray:
+    order = np.argsort(points[:, 0])
+    return np.interp(x, points[order, 0], points[order, 1])
 
 
 def lid_band(
@@ -191,11 +207,11 @@ def lid_band(
     """The lid band of one eye (see :class:`LidBand`).
 
     An open eye folds its upper lid under the crease, so the reference shows lashes and the
-    fold's shadow where a shut eye shows smooth, lit lid skin.  The skin's colour is measured
-    below the eye (the lower lid and the top of the cheek: lit, no lashes, no brow); the lash
-    line is the band's darkest tone.  ``ring``: the Face Mesh points above the crease; the band
-    reaches up to them (their sources never move), so the fold's shadow between crease and ring
-    unfolds into lid skin too.
+    fold's shadow where a shut eye shows smooth, lit lid skin.  The shut lid is drawn in the
+    band's own coordinates: skin (its colour measured below the eye: the lower lid and the top
+    of the cheek, lit, no lashes, no brow), a little darker towards a thin lash line that lies
+    along the reference's lid margin, where the margin's vertices take it when the lid shuts.
+    ``ring``: the Face Mesh points above the crease, where the shut lid fades into the skin.
     """
     upper, crease, lower = lids
     members = set(upper) | set(crease) | set(corners) | set(ring) | {int(i) for i in derived_idx}
@@ -207,37 +223,24 @@ def lid_band(
     bw, bh = int(x1 - x0), int(y1 - y0)
     gy, gx = np.mgrid[0:bh, 0:bw].astype(np.float64)
     band = sample_bilinear(image, gx + x0, gy + y0)
-    # lid skin colour: below the eye, between the lower lid and half an eye width lower
     h, w = image.shape[:2]
     lo = ref[list(lower), :2]
     ew = float(np.linalg.norm(ref[corners[0], :2] - ref[corners[1], :2]))
     under = polygon_mask((h, w), np.concatenate([lo + [0.0, 0.15 * ew], (lo + [0.0, 0.5 * ew])[::-1]]))
     px = image[under].reshape(-1, 3).astype(np.float32)
-    if len(px) >= 8:
-        skin = np.median(px, axis=0)
-    else:
-        skin = np.median(band.reshape(-1, 3), axis=0)
-    # the shut lid, drawn in the upper half: skin (a little darker towards the lashes), a
-    # continuous lash line at row ``lash_row``; each band vertex lands on its own row when the
-    # eye is shut (crease high, lash-line points just above the lashes, the margin on them)
-    # (stored upside down: the lash line in the first rows, so that the rows a triangle spans grow
-    # monotonically from the margin through the crease to the ring above, crossing nothing)
-    lash_row = 1.5
-    rows = {"margin": lash_row, "lash": lash_row + max(1.5, 0.12 * bh), "crease": max(lash_row + 3.0, 0.45 * bh)}
+    skin = np.median(px, axis=0) if len(px) >= 8 else np.median(band.reshape(-1, 3), axis=0)
     dark = np.percentile(band.reshape(-1, 3), 8, axis=0).astype(np.float32)
-    shade = (0.9 + 0.1 * np.clip((gy - lash_row) / max(0.45 * bh, 1.0), 0.0, 1.0))[..., None]
-    lash = np.exp(-(((gy - lash_row) / 0.8) ** 2))[..., None]
-    synthetic = (skin[None, None] * shade) * (1.0 - 0.8 * lash) + dark[None, None] * (0.8 * lash)
-    # lower half: the reference's band; above it the synthetic lid, which fades into the
-    # band's top row over the upper half's last 40 % (continuous while the lid moves)
-    blend = np.clip((gy - 0.6 * bh) / (0.4 * bh), 0.0, 1.0)[..., None]
-    top = synthetic * (1 - blend) + band[:1] * blend
-    atlas = np.concatenate([top, band], axis=0).astype(np.float32)
-    lift = np.zeros(len(verts_ref))
-    y_in = lambda idx: bh + (verts_ref[idx, 1] - y0)  # noqa: E731 - atlas row of a vertex's reference source
-    for idx, row in ((list(upper), rows["margin"]), (list(derived_idx), rows["lash"]), (list(crease), rows["crease"])):
-        lift[idx] = np.maximum(y_in(idx) - row, 0.0)
-    return LidBand(tris, lift, Atlas(np.ascontiguousarray(atlas), (float(x0), float(y0 - bh)), 1.0))
+    # curves across the box: the lid margin, the crease and the ring above it
+    xs = gx[0] + x0
+    margin = _curve(ref[list(upper) + list(corners), :2], xs)[None, :] - y0
+    top = _curve(ref[list(crease), :2], xs)[None, :] - y0
+    ring_y = _curve(ref[list(ring), :2], xs)[None, :] - y0 if ring else top - 0.5 * (margin - top)
+    d = gy - margin  # rows below (+) / above (-) the margin
+    shade = (0.9 + 0.1 * np.clip(-d / np.maximum(margin - top, 1.0), 0.0, 1.0))[..., None]
+    lash = np.exp(-((d / 0.7) ** 2))[..., None]
+    shut = (skin[None, None] * shade) * (1.0 - 0.8 * lash) + dark[None, None] * (0.8 * lash)
+    weight = np.clip((gy - ring_y) / np.maximum(top - ring_y, 1.0), 0.0, 1.0)[..., None]
+    return LidBand(tris, (float(x0), float(y0)), band.astype(np.float32), shut.astype(np.float32), weight.astype(np.float32))
 
 
 class EyeDriver:

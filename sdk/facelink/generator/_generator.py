@@ -226,8 +226,8 @@ class Generator:
             mouth_atlas(img, ref, canon, s0, mesh.triangles[mesh.labels == LABEL_MOUTH]),
             eyeball_atlas(img, ref, RIGHT_EYE, iris[0]),
             eyeball_atlas(img, ref, LEFT_EYE, iris[1]),
-            self._lid_bands[0].atlas,
-            self._lid_bands[1].atlas,
+            Atlas(self._lid_bands[0].band, self._lid_bands[0].origin, 1.0),
+            Atlas(self._lid_bands[1].band, self._lid_bands[1].origin, 1.0),
         ]
         apad = 2
         placed: list[tuple[int, int]] = []
@@ -280,7 +280,15 @@ class Generator:
         model = resolve_refiner(refiner)
         self._refiner = Refiner(model, backend=backend) if model is not None else None
         self._verts = verts_ref.copy()
-        self._verts_ref2 = verts_ref[:, :2].copy()
+        # the lid bands' triangles sample their lid atlases (constant sources), whose pixels
+        # are blended per frame in the warp source (``_shut_lids``)
+        self._lid_slots = []
+        for e, band in enumerate(self._lid_bands):
+            self._attr[band.triangles] = self._atlas_coords(3 + e, verts_ref[:, :2][tris[band.triangles]])
+            px, py = (int(v) for v in self._atlas_maps[3 + e][2])
+            bh, bw = band.band.shape[:2]
+            self._lid_slots.append((slice(py, py + bh), slice(px, px + bw)))
+        self._lid_closed = np.zeros(2)
         self._limit = 4.0 * max(w, h)
 
     # ----------------------------------------------------------------------------------
@@ -368,11 +376,8 @@ class Generator:
         xy = tv[:, :, :2] - np.array([x0, y0], np.float64)
         z = tv[:, :, 2] + self._prio
         attr = self._attr.copy()
-        # upper-lid bands: from their lid atlases, lifted into the lid skin as the eye shuts
-        for e, band in enumerate(self._lid_bands):
-            src = self._verts_ref2[self._tris[band.triangles]]
-            src[..., 1] -= closed[e] * band.lift[self._tris[band.triangles]]
-            attr[band.triangles] = self._atlas_coords(3 + e, src)
+        # upper-lid bands sample their lid atlases, blended towards the shut lid as the eye shuts
+        self._shut_lids(closed)
 
         # mouth interior: canonical (head-fixed) coordinates into the mouth atlas
         s0, r0, t0 = self._pose0
@@ -398,6 +403,16 @@ class Generator:
         else:
             self._draw_coarse(xy, z, attr, grid[0], x0, y0)
         return grid
+
+    def _shut_lids(self, closed: np.ndarray) -> None:
+        """Blend each lid atlas in the warp source towards the shut lid (only when it changed)."""
+        for e, band in enumerate(self._lid_bands):
+            c = float(closed[e])
+            if abs(c - self._lid_closed[e]) < 1e-3:
+                continue
+            ys, xs = self._lid_slots[e]
+            self._warp.source[0, :, ys, xs] = band.atlas(c).transpose(2, 0, 1)
+            self._lid_closed[e] = c
 
     def _shape_blinks(self, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bring the upper lid down to the lower one as Face Mesh's eye ratio nears its "shut" value.
