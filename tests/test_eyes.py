@@ -350,3 +350,22 @@ def test_eye_contact_end_to_end_moves_only_the_eyes(eye_face):
         x1, y1 = lm[list(eye), :2].max(axis=0) + 12
         eyes[int(y0) : int(y1), int(x0) : int(x1)] = True
     assert diff[eyes].sum() > 10 and not diff[~eyes].any()
+
+
+def test_lid_atlas_blends_from_the_reference_band_to_the_shut_lid(eye_face):
+    img, lm = eye_face
+    with Generator(img, lm, reference_eyes=_reference_eyes(lm)) as gen:
+        band = gen._lid_bands[0]
+        assert np.array_equal(band.atlas(0.0), band.band)  # open: exactly the reference
+        shut = band.atlas(1.0)
+        full = band.weight[..., 0] > 0.999
+        assert full.any() and np.allclose(shut[full], band.shut[full])
+        half = band.atlas(0.5)
+        lo, hi = np.minimum(band.band, band.shut), np.maximum(band.band, band.shut)
+        assert np.all(half >= lo - 1e-4) and np.all(half <= hi + 1e-4)  # never darker (or brighter) than both
+        # the warp source follows the eye: shut, then open again restores the reference band
+        ys, xs = gen._lid_slots[0]
+        gen.render(lm, EyeControls(np.zeros(2), np.zeros((2, 2))))
+        assert np.allclose(gen._warp.source[0, :, ys, xs].transpose(1, 2, 0), shut)
+        gen.render(lm, EyeControls.neutral())
+        assert np.array_equal(gen._warp.source[0, :, ys, xs].transpose(1, 2, 0), band.band)
