@@ -369,3 +369,41 @@ def test_lid_atlas_blends_from_the_reference_band_to_the_shut_lid(eye_face):
         assert np.allclose(gen._warp.source[0, :, ys, xs].transpose(1, 2, 0), shut)
         gen.render(lm, EyeControls.neutral())
         assert np.array_equal(gen._warp.source[0, :, ys, xs].transpose(1, 2, 0), band.band)
+
+
+# ------------------------------------------------------------------ the sender's reference frame
+
+
+class _FakeTracker:
+    """Scripted observations: ``None`` (no face) or an eye opening for both eyes."""
+
+    def __init__(self, script, face):
+        from facelink.face import FaceObservation, Roi
+
+        self.obs = [
+            None if o is None else FaceObservation(face, face, 1.0, Roi(0, 0, 1), False, 1,
+                                                   EyeState(np.zeros((2, 2)), np.full(2, o), np.zeros(2), np.full(2, 0.2), np.ones(2, bool)))
+            for o in script
+        ]  # fmt: skip
+
+    def update(self, image, t):
+        return self.obs[int(round(t * 30))]
+
+
+def _frames(n):
+    from facelink.io import Frame
+
+    return [Frame(np.zeros((4, 4, 3), np.uint8), i / 30, i) for i in range(n)]
+
+
+def test_the_reference_is_not_taken_mid_blink(face):
+    from facelink.sender import pick_reference_frame
+
+    # no face, then a blink, then open eyes: the first open frame
+    frame, obs = pick_reference_frame(_frames(8), _FakeTracker([None, 0.05, 0.06, 0.2, 0.2, 0.2, 0.2, 0.2], face))
+    assert frame.index == 3 and obs is not None
+    # eyes never open enough within 2 s: the most open frame seen
+    script = [0.05] * 10 + [0.1] + [0.06] * 60
+    frame, _ = pick_reference_frame(_frames(len(script)), _FakeTracker(script, face))
+    assert frame.index == 10
+    assert pick_reference_frame(_frames(3), _FakeTracker([None] * 3, face)) == (None, None)

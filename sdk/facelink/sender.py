@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .io import Frame, load_image, open_video
 from .keypoints import KeypointFitter, Pose, canonicalize, default_basis
 from .receiver import ANCHOR_TAG, encode_anchor
 
-__all__ = ["EncodeStats", "FrameEncoder", "encode_file", "make_reference", "prepare_reference"]
+__all__ = ["EncodeStats", "FrameEncoder", "encode_file", "make_reference", "pick_reference_frame", "prepare_reference"]
 
 
 #: JPEG quality of the reference image unless told otherwise
@@ -155,16 +155,47 @@ class FrameEncoder:
         return pkt
 
 
+#: a reference frame's eyes must be at least this open (lid gap / eye width; ~0.2 open, ~0.08
+#: shut): a reference caught mid-blink would keep every frame of the session from opening them
+REFERENCE_EYES_OPEN = 0.13
+#: how long after the first face the sender waits for open eyes before taking the most open frame
+REFERENCE_PATIENCE_S = 2.0
+
+
+def pick_reference_frame(frames: Iterable[Frame], tracker: FaceTracker, patience_s: float = REFERENCE_PATIENCE_S):
+    """The frame to take the session reference from, and its observation: the first frame
+    showing a face with both eyes visible and open (``REFERENCE_EYES_OPEN``); if none comes
+    within ``patience_s`` of the first face (or before the frames end), the one with the most
+    open eyes seen.  Without an eye model, the first face frame.  ``(None, None)`` if no face."""
+    best = None
+    first_t = None
+    best_open = -1.0
+    for frame in frames:
+        obs = tracker.update(frame.image, frame.time)
+        if obs is None:
+            continue
+        if obs.eyes is None:
+            return frame, obs
+        opening = float(np.min(obs.eyes.openness)) if bool(np.all(obs.eyes.visible)) else 0.0
+        if opening >= REFERENCE_EYES_OPEN:
+            return frame, obs
+        if opening > best_open:
+            best, best_open = (frame, obs), opening
+        first_t = frame.time if first_t is None else first_t
+        if frame.time - first_t >= patience_s:
+            break
+    return best if best is not None else (None, None)
+
+
 def _first_face_frame(uri: str, models) -> tuple[Frame, np.ndarray]:
-    """The first frame showing a face, and its landmarks (a bounded look-ahead for the reference only)."""
+    """The reference frame of a file (:func:`pick_reference_frame`) and its landmarks (a bounded
+    look-ahead for the reference only)."""
     det, lm = models
-    tracker = FaceTracker(det, lm)
     with open_video(uri) as video:
-        for frame in video:
-            obs = tracker.update(frame.image, frame.time)
-            if obs is not None:
-                return frame, obs.raw_landmarks
-    raise NoFaceError(f"{uri}: no face found in any frame")
+        frame, obs = pick_reference_frame(video, FaceTracker(det, lm))
+    if frame is None:
+        raise NoFaceError(f"{uri}: no face found in any frame")
+    return frame, obs.raw_landmarks
 
 
 def prepare_reference(

@@ -121,15 +121,11 @@ def live_reference(source, models, k: int, reference_image: str | None, **ref_op
     from ..face import FaceTracker
     from ..io import load_image
     from ..keypoints import KeypointFitter, default_basis
-    from ..sender import make_reference
+    from ..sender import make_reference, pick_reference_frame
 
-    tracker = FaceTracker(*models)
     print(f"facelink: {source.uri}: {source.width}x{source.height} via {source.backend}; waiting for a face", file=sys.stderr)
-    for frame in source:
-        obs = tracker.update(frame.image, frame.time)
-        if obs is not None:
-            break
-    else:
+    frame, obs = pick_reference_frame(source, FaceTracker(*models))  # a face with open eyes (within 2 s)
+    if frame is None:
         raise NoFaceError(f"{source.uri}: the stream ended before a face was seen")
     if reference_image is None:
         reference = make_reference(frame.image, models, **ref_opts)
