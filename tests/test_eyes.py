@@ -61,6 +61,18 @@ def test_eye_state_measures_gaze_opening_and_brows(face):
     assert np.allclose(EyeState.from_array(st.as_array()).as_array(), st.as_array())
 
 
+def test_an_eye_that_reads_open_but_shows_no_contrast_is_hidden(face):
+    # sunglasses or a hand read as half-open eyes looking down, over a uniform region
+    obs = observation(face)
+    st = eye_state(EyeObservation(obs.contour, obs.iris, np.array([3.0, 95.0])), face)
+    assert st.visible.tolist() == [False, True]
+    shut = face.copy()
+    for upper, _, lower in (RIGHT_LIDS, LEFT_LIDS):
+        shut[list(upper)] = shut[list(lower)]
+    obs = observation(shut)  # a shut eye has little contrast too, but it reads shut: still visible
+    assert eye_state(EyeObservation(obs.contour, obs.iris, np.array([3.0, 3.0])), shut).visible.all()
+
+
 def test_implausible_iris_is_not_visible(face):
     st = eye_state(observation(face, radius=40.0), face)  # an iris wider than the eye: not an eye
     assert not st.visible.any()

@@ -68,6 +68,11 @@ _IRIS_RADIUS_RANGE = (0.08, 0.4)
 _MIN_WIDTH_RATIO = 0.55
 #: smallest eye width (pixels) the model is run on
 _MIN_EYE_PX = 6.0
+#: an eye that reads open (opening >= _OPEN_CLAIM) must show at least this luminance spread inside
+#: its lid contour (sclera against iris, ~100 on a real eye): sunglasses or a hand read as open,
+#: half-shut, looking down, and show a nearly uniform region
+_OPEN_CLAIM = 0.1
+_MIN_CONTRAST = 30.0
 #: the gaze is held while the eye is below this fraction of its usual opening (a blink: the
 #: iris estimate under a closing lid is meaningless; looking down narrows the eye far less)
 _GAZE_HOLD = 0.55
@@ -77,10 +82,12 @@ _GAZE_HOLD = 0.55
 class EyeObservation:
     """Raw Iris-model output for both eyes, in image pixels: ``contour`` (2, 16, 2) lid
     contours (lower lid outer->inner, upper lid outer->inner), ``iris`` (2, 5, 2) iris
-    centre and four limbus points."""
+    centre and four limbus points; ``contrast`` (2,): the luminance spread (90th minus 10th
+    percentile, 0..255) of the image inside each lid contour (``None``: not measured)."""
 
     contour: np.ndarray
     iris: np.ndarray
+    contrast: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,7 +150,27 @@ class EyeModel:
                 ir[:, 0] = INPUT_SIZE - ir[:, 0]
             contour[e] = roi.to_image(ec, INPUT_SIZE)
             iris[e] = roi.to_image(ir, INPUT_SIZE)
-        return EyeObservation(contour, iris)
+        return EyeObservation(contour, iris, np.array([_contrast(img, contour[e]) for e in range(2)]))
+
+
+def _contrast(img: Image.Image, contour: np.ndarray) -> float:
+    """Luminance spread (p90 - p10) of the image inside a lid contour (0 when it covers no pixel)."""
+    from PIL import ImageDraw
+
+    lo = np.floor(contour.min(axis=0)).astype(int)
+    hi = np.ceil(contour.max(axis=0)).astype(int) + 1
+    w, h = img.size
+    x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+    x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return 0.0
+    mask = Image.new("L", (x1 - x0, y1 - y0), 0)
+    ImageDraw.Draw(mask).polygon([(float(x - x0), float(y - y0)) for x, y in contour], fill=1)
+    m = np.asarray(mask, bool)
+    if np.count_nonzero(m) < 4:
+        return 0.0
+    lum = np.asarray(img.crop((x0, y0, x1, y1)).convert("L"), np.float32)[m]
+    return float(np.percentile(lum, 90) - np.percentile(lum, 10))
 
 
 def _axes(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -183,6 +210,7 @@ def eye_state(obs: EyeObservation, landmarks: np.ndarray) -> EyeState:
             and abs(gaze[e, 0]) < 0.45
             and abs(gaze[e, 1]) < 0.45
             and bool(np.all(np.isfinite(c)))
+            and not (obs.contrast is not None and openness[e] >= _OPEN_CLAIM and obs.contrast[e] < _MIN_CONTRAST)
         )
     return EyeState(gaze, openness, brow, radius, visible)
 
