@@ -85,11 +85,15 @@ EYE_CONTACT_WINDOW = 90
 #: lids: an eye whose opening is below EYE_SHUT of its usual opening is rendered shut, above
 #: EYE_OPEN it follows the measurement; the usual opening is the running maximum, decaying by
 #: EYE_OPEN_DECAY per frame (half-life ~2.3 s at 30 fps)
-EYE_SHUT = 0.62
-EYE_OPEN = 0.85
+EYE_SHUT = 0.55
+EYE_OPEN = 0.8
 EYE_OPEN_DECAY = 0.99
 #: an eye below this fraction of its usual opening closes with its partner when that one is shut
 EYE_PARTNER = 0.9
+#: looking down narrows the eye like a blink does: with the gaze this far (eye widths) below its
+#: recent median the shut/open thresholds drop by EYE_DOWN_SHIFT (linearly from 0.01 below)
+EYE_DOWN_GAZE = 0.05
+EYE_DOWN_SHIFT = 0.2
 
 
 def _per_eye(values: np.ndarray) -> np.ndarray:
@@ -129,6 +133,7 @@ class Retargeter:
         self.eye_contact = eye_contact
         self._open_level = np.zeros(2) if self.sender_eyes is None else self.sender_eyes[:, 2].copy()
         self._gaze_history: deque[np.ndarray] = deque(maxlen=EYE_CONTACT_WINDOW)
+        self._gaze_y_history: deque[float] = deque(maxlen=EYE_CONTACT_WINDOW)
         self._camera_ref = self.target_pose.rotation.T @ np.array([0.0, 0.0, -1.0])
 
     def pose(self, p: Pose) -> Pose:
@@ -149,7 +154,8 @@ class Retargeter:
         Relative to the stream's reference, so they transfer to any target face: the lid gap
         as a ratio to the reference's (to the larger of it and 60 % of the usual opening, so a
         reference caught mid-blink does not make every frame wide-eyed), brought to 0 as the
-        eye's opening falls from ``EYE_OPEN`` to ``EYE_SHUT`` of its usual value (a blink);
+        eye's opening falls from ``EYE_OPEN`` to ``EYE_SHUT`` of its usual value (a blink; both
+        lower by up to ``EYE_DOWN_SHIFT`` while the gaze points down, which narrows the eye too);
         the gaze as a difference.  With ``eye_contact`` the gaze is
         redirected at the camera: the sender's usual gaze over the last 3 s (where its screen
         is) is taken out, its glances away from it are kept, and the eyes counter-rotate
@@ -169,8 +175,13 @@ class Retargeter:
         # (a wink leaves the other eye open, above EYE_PARTNER of its usual opening)
         for e in range(2):
             if usual[1 - e] < EYE_SHUT and usual[e] < EYE_PARTNER:
-                usual[e] = min(usual[e], usual[1 - e] + 0.1)
-        t = np.clip((usual - EYE_SHUT) / (EYE_OPEN - EYE_SHUT), 0.0, 1.0)
+                usual[e] = min(usual[e], usual[1 - e] + 0.05)
+        # a downward look lowers the lids without shutting them: judge it against lower thresholds
+        gy = float(v[:, 1].mean())
+        self._gaze_y_history.append(gy)
+        below = gy - float(np.median(self._gaze_y_history))
+        down = EYE_DOWN_SHIFT * min(max((below - 0.01) / (EYE_DOWN_GAZE - 0.01), 0.0), 1.0)
+        t = np.clip((usual - (EYE_SHUT - down)) / (EYE_OPEN - EYE_SHUT), 0.0, 1.0)
         lids = v[:, 2] / np.maximum(np.maximum(ref[:, 2], 0.6 * self._open_level), 0.05) * t * t * (3 - 2 * t)
         gaze = v[:, :2] - ref[:, :2]
         if self.eye_contact:

@@ -210,8 +210,10 @@ def lid_band(
     An open eye folds its upper lid under the crease, so the reference shows lashes and the
     fold's shadow where a shut eye shows smooth, lit lid skin.  The shut lid is drawn in the
     band's own coordinates: skin (its colour measured below the eye: the lower lid and the top
-    of the cheek, lit, no lashes, no brow), a little darker towards a thin lash line that lies
-    along the reference's lid margin, where the margin's vertices take it when the lid shuts.
+    of the cheek, lit, no lashes, no brow, mixed half and half with the reference's lid skin above
+    the crease: make-up and shadow), a little darker towards a thin lash line that lies along the
+    reference's lid margin, where the margin's vertices take it when the lid shuts.  It fades
+    out towards the ring and over the outer fifth of the eye at both corners.
     ``ring``: the Face Mesh points above the crease, where the shut lid fades into the skin.
     """
     upper, crease, lower = lids
@@ -229,18 +231,28 @@ def lid_band(
     ew = float(np.linalg.norm(ref[corners[0], :2] - ref[corners[1], :2]))
     under = polygon_mask((h, w), np.concatenate([lo + [0.0, 0.15 * ew], (lo + [0.0, 0.5 * ew])[::-1]]))
     px = image[under].reshape(-1, 3).astype(np.float32)
-    skin = np.median(px, axis=0) if len(px) >= 8 else np.median(band.reshape(-1, 3), axis=0)
     dark = np.percentile(band.reshape(-1, 3), 8, axis=0).astype(np.float32)
     # curves across the box: the lid margin, the crease and the ring above it
     xs = gx[0] + x0
     margin = _curve(ref[list(upper) + list(corners), :2], xs)[None, :] - y0
     top = _curve(ref[list(crease), :2], xs)[None, :] - y0
     ring_y = _curve(ref[list(ring), :2], xs)[None, :] - y0 if ring else top - 0.5 * (margin - top)
+    # the lid's colour: half the skin under the eye (lit, no lashes), half the reference's own
+    # lid skin between crease and ring (make-up, shadow), so the shut lid matches its frame
+    above = (gy >= ring_y) & (gy <= top)
+    lid_px = band[above].reshape(-1, 3)
+    skin = np.median(px, axis=0) if len(px) >= 8 else np.median(band.reshape(-1, 3), axis=0)
+    if len(lid_px) >= 8:
+        skin = 0.5 * skin + 0.5 * np.median(lid_px, axis=0)
     d = gy - margin  # rows below (+) / above (-) the margin
     shade = (0.9 + 0.1 * np.clip(-d / np.maximum(margin - top, 1.0), 0.0, 1.0))[..., None]
     lash = np.exp(-((d / 0.7) ** 2))[..., None]
     shut = (skin[None, None] * shade) * (1.0 - 0.8 * lash) + dark[None, None] * (0.8 * lash)
-    weight = np.clip((gy - ring_y) / np.maximum(top - ring_y, 1.0), 0.0, 1.0)[..., None]
+    weight = np.clip((gy - ring_y) / np.maximum(top - ring_y, 1.0), 0.0, 1.0)
+    # ... and fades out over the outer fifth of the eye's width at both corners
+    cx = np.sort(ref[list(corners), 0].astype(np.float64)) - x0
+    fade = max(0.2 * (cx[1] - cx[0]), 1.0)
+    weight = (weight * np.clip(np.minimum(gx - cx[0], cx[1] - gx) / fade, 0.0, 1.0))[..., None]
     return LidBand(tris, (float(x0), float(y0)), band.astype(np.float32), shut.astype(np.float32), weight.astype(np.float32))
 
 
