@@ -193,6 +193,55 @@ def test_core_refuses_untrusted_signers_and_link_signer_mismatch(ids):
     assert core.stats().frames == 0
 
 
+def test_core_a_refused_connection_does_not_stop_the_others(ids):
+    from test_security_seal import _ident
+
+    good = make_stream(n=30, live=True)
+    bad = make_stream(_ident("mallory"), n=30, live=True, session=b"\x44" * 16)  # untrusted signer
+    core = ReceiverCore(trusted("alice"))
+    _feed(core, bad[:12], peer=b"M")
+    _feed(core, good, peer=b"A", t0=0.1)
+    _feed(core, bad[12:], peer=b"M", t0=0.2)
+    assert core.refused == 1 and "not trusted" in core.refusals[0]
+    assert core.session.session_id == b"\x11" * 16 and core.summary().end_verified and core.stats().frames == 30
+
+
+def test_core_an_older_session_of_the_running_sender_cannot_take_over():
+    running = make_stream(n=30, live=True, session=b"\x55" * 16, created_us=1_700_000_100_000_000)
+    old = make_stream(n=30, live=True, session=b"\x66" * 16, created_us=1_700_000_000_000_000)  # recorded earlier
+    core = ReceiverCore(trusted("alice"))
+    _feed(core, running[:30], peer=b"A")
+    frames = core.stats().frames
+    _feed(core, old, peer=b"R", t0=0.2)  # the replay, while the running session is live
+    assert core.session.session_id == b"\x55" * 16 and core.stats().sessions == 1
+    assert core.refused == 1 and "older than the running session" in core.refusals[0]
+    assert core.stats().frames == frames
+
+
+def test_core_a_replayed_copy_of_the_running_session_is_refused_before_decoding():
+    stream = make_stream(n=60, live=True)
+    core = ReceiverCore(trusted("alice"))
+    half = len(stream) // 2
+    _feed(core, stream[:half], peer=b"A")
+    frames = core.stats().frames
+    results = _feed(core, stream, peer=b"R", t0=0.5)  # the same packets again, on another connection
+    assert core.refused == 1 and "replayed seal" in core.refusals[0]
+    assert all(r.delivery.frame is None for r in results) and core.stats().frames == frames
+    _feed(core, stream[half:], peer=b"A", t0=1.0)  # the genuine connection carries on undisturbed
+    assert core.summary().end_verified and core.stats().frames == 60
+
+
+def test_core_a_retired_session_cannot_come_back():
+    first = make_stream(n=20, live=True)
+    second = make_stream(n=20, live=True, session=b"\x33" * 16)
+    core = ReceiverCore(trusted("alice"))
+    _feed(core, first, peer=b"A")  # complete, End verified
+    _feed(core, second, peer=b"B", t0=1.0)  # takes over (the first ended)
+    _feed(core, first, peer=b"R", t0=2.0)  # the first one replayed after it was retired
+    assert core.session.session_id == b"\x33" * 16 and core.stats().sessions == 2
+    assert core.refused == 1 and "already retired" in core.refusals[0]
+
+
 # ---------------------------------------------------------------- real sockets
 
 
