@@ -103,15 +103,19 @@ def test_other_mark_key(clips, capsys):
 @pytest.mark.parametrize("which", ["text", "missing", "dir"])
 def test_unreadable_inputs_exit_1_with_one_line(clips, capsys, which):
     code, out, err = _run(capsys, clips[which], "--json")
-    assert code == 1 and out == ""
+    assert code == 1 and json.loads(out) == {"error": err.strip(), "code": 1}  # --json: the error on stdout too
     assert len(err.strip().splitlines()) == 1 and err.startswith("facelink: error: ")
+    code, out, _ = _run(capsys, clips[which])
+    assert code == 1 and out == ""
     assert "Traceback" not in err
 
 
 def test_usage_errors_exit_2(clips, capsys):
-    for argv in (["--mark-key", "zz"], ["--mark-key", "0011"], ["--max-frames", "3"], ["--bogus"]):
+    for argv in (["--mark-key", "zz"], ["--mark-key", "0011"], ["--max-frames", "3"], ["--bogus"], ["--require-clean", "--require-synthetic"]):
         code, out, err = _run(capsys, clips["marked"], *argv)
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+        code, out, err = _run(capsys, clips["marked"], *argv, "--json")
+        assert code == 2 and json.loads(out) == {"error": err.strip(), "code": 2}
     code, _, _ = _run(capsys)
     assert code == 2
 
@@ -131,3 +135,19 @@ def test_analysis_of_real_clip_when_data_present(capsys):
         pytest.skip("../shared/data is absent: no real clip to check")
     code, r, _ = _json(capsys, str(clips[0].path), "--max-frames", "60")
     assert code == 0 and r["synthetic"] is False and r["frames_analyzed"] == 60
+
+
+def test_require_flags_turn_findings_into_exit_3(clips, capsys):
+    # without a --require flag the exit code says only that the analysis ran
+    assert _run(capsys, clips["unmarked"])[0] == 0
+    code, r, err = _json(capsys, clips["marked"], "--require-synthetic")
+    assert code == 0 and r["requirement_failed"] is None
+    code, r, err = _json(capsys, clips["unmarked"], "--require-synthetic")
+    assert code == 3 and r["synthetic"] is False and "--require-synthetic" in r["requirement_failed"] and "--require-synthetic" in err
+    code, r, _ = _json(capsys, clips["unmarked"], "--require-clean")
+    assert code == 0
+    code, r, err = _json(capsys, clips["marked"], "--require-clean")
+    assert code == 3 and "mark was found" in err
+    # a marked clip without a manifest has no valid provenance
+    code, r, err = _json(capsys, clips["marked"], "--require-valid")
+    assert code == 3 and r["verdict"] == "none" and "provenance is none" in err

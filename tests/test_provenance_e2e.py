@@ -117,7 +117,10 @@ def test_reencoded_clip_is_not_described_but_matches_the_mark(decoded, capsys, t
     r = _verify(capsys, str(clip), "--manifest", str(sidecar_path(decoded)))
     assert r["synthetic"] is True
     assert r["manifest_describes_file"] is False and r["manifest_matches_mark"] is True
-    assert r["signature_valid"] is True and "re-encoded or cut" in r["provenance"]
+    assert r["content_match"] is True and r["copy"] == "re-encoded" and r["verdict"] == "valid"
+    assert r["signature_valid"] is True and "re-encoded copy: content matches the whole recording" in r["provenance"]
+    code, out, _ = _run(capsys, "verify", str(clip), "--manifest", str(sidecar_path(decoded)))
+    assert code == 0 and "provenance: VALID (re-encoded)" in out
     # without the sidecar nothing is claimed
     r = _verify(capsys, str(clip))
     assert r["manifest"] is None and r["signature_valid"] is None and r["sender"] is None
@@ -329,3 +332,189 @@ def test_live_receiver_hook_records_the_accepted_seals(stream, decoded, tmp_path
     assert live.session_id == offline.session_id and live.frames == offline.frames == 20
     assert (live.seals, live.seal_log_sha256) == (offline.seals, offline.seal_log_sha256)
     assert write_receive_provenance(None, renderer, None) is None
+
+
+# ---------------------------------------------------------------- forgeries (issue #20 item 1)
+
+
+def _read_frames(path):
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def _write(path, frames, fps=25, crf=18):
+    with VideoWriter(str(path), frames[0].shape[1], frames[0].shape[0], fps, crf=crf) as vw:
+        for i, f in enumerate(frames):
+            vw.write(f, i / fps)
+    return path
+
+
+def _stamp(frames, manifest_path, first=0):
+    """The published attack: mark frames with the payload a genuine manifest names (the mark key is public)."""
+    from facelink.watermark import PUBLIC_MARK_KEY, Watermarker, WatermarkPayload
+
+    m = parse_manifest(manifest_path.read_bytes())
+    wm = Watermarker(PUBLIC_MARK_KEY, WatermarkPayload.for_session(m.sessions[0].header, m.receiver))
+    return [wm.embed(np.ascontiguousarray(f), first + i) for i, f in enumerate(frames)]
+
+
+def _foreign(frames):
+    """Another video of the same size and length: the same face mirrored, drifting the other way, darker background."""
+    out = []
+    for i, f in enumerate(frames):
+        g = np.ascontiguousarray(f[:, ::-1])
+        g = np.roll(g, 3 * i, axis=1)
+        out.append(g)
+    return out
+
+
+def _forged_verdict(capsys, video, manifest):
+    r = _verify(capsys, str(video), "--manifest", str(manifest))
+    code, out, _ = _run(capsys, "verify", str(video), "--manifest", str(manifest))
+    assert code == 0 and "provenance: INVALID" in out and "VALID," not in out
+    return r
+
+
+def test_published_attack_stamp_and_copied_manifest_is_invalid(decoded, capsys, tmp_path):
+    genuine = _read_frames(decoded)
+    forged = _write(tmp_path / "forged.mp4", _stamp(_foreign(genuine), sidecar_path(decoded)))
+    shutil.copy(sidecar_path(decoded), sidecar_path(forged))
+    r = _verify(capsys, str(forged))
+    # the mark (public key) says what the forger wanted ...
+    assert r["synthetic"] is True and r["manifest_status"] == "valid" and r["manifest_matches_mark"] is True
+    # ... but the pixels are not what the receiver signed
+    assert r["manifest_describes_file"] is False and r["content_match"] is False
+    assert r["signature_valid"] is False and r["verdict"] == "invalid" and r["sender"] is None
+    assert "does not match the content it signed" in r["provenance"] and "anyone can stamp" in r["provenance"]
+    _forged_verdict(capsys, forged, sidecar_path(decoded))
+    code, out, err = _run(capsys, "verify", str(forged), "--require-valid")
+    assert code == 3 and "--require-valid" in err
+
+
+def test_spliced_and_padded_genuine_video_is_invalid(decoded, capsys, tmp_path):
+    genuine = _read_frames(decoded)
+    foreign = _stamp(_foreign(genuine), sidecar_path(decoded))
+    spliced = genuine[:8] + foreign[8:16] + genuine[16:]  # 8 foreign frames, marked for their place
+    r = _forged_verdict(capsys, _write(tmp_path / "spliced.mp4", spliced), sidecar_path(decoded))
+    assert r["content_match"] is False and r["content"]["segments_failed"] >= 1 and r["signature_valid"] is False
+    longer = genuine + _stamp(_foreign(genuine), sidecar_path(decoded), first=len(genuine))[:8]
+    r = _forged_verdict(capsys, _write(tmp_path / "longer.mp4", longer), sidecar_path(decoded))
+    assert r["content_match"] is False and "did not write" in r["content"]["reason"]
+
+
+def test_genuine_excerpt_is_attributed_as_an_excerpt(decoded, capsys, tmp_path):
+    genuine = _read_frames(decoded)
+    clip = _write(tmp_path / "cut.mp4", genuine[4:], crf=23)
+    r = _verify(capsys, str(clip), "--manifest", str(sidecar_path(decoded)))
+    assert r["content_match"] is True and r["content"]["offset"] == 4 and r["copy"] == "re-encoded excerpt"
+    assert r["signature_valid"] is True and "frames 4-19 of 20 (an excerpt)" in r["provenance"]
+
+
+def test_other_genuine_video_of_the_same_session_is_invalid(decoded, stream, portrait, capsys, tmp_path):  # noqa: F811
+    # the same signed stream rendered by the same receiver onto another face: a genuine FaceLink
+    # video whose watermark names exactly the session and receiver of the first manifest
+    from PIL import Image
+
+    target = tmp_path / "other.png"
+    Image.fromarray(np.ascontiguousarray(portrait[:, ::-1])).save(target)
+    other = tmp_path / "other.mp4"
+    assert main(["decode", str(stream), "-o", str(other), "--reference", str(target), "--no-c2pa"]) == 0
+    capsys.readouterr()
+    r = _verify(capsys, str(other), "--manifest", str(sidecar_path(decoded)))
+    assert r["manifest_matches_mark"] is True  # the old check alone said VALID here
+    assert r["content_match"] is False and r["signature_valid"] is False and r["verdict"] == "invalid"
+    # its own manifest does describe it
+    r = _verify(capsys, str(other))
+    assert r["verdict"] == "valid" and r["copy"] == "exact"
+
+
+def test_half_size_crf28_copy_is_still_attributed(decoded, capsys, tmp_path):
+    from PIL import Image
+
+    genuine = _read_frames(decoded)
+    h, w = genuine[0].shape[:2]
+    small = [np.asarray(Image.fromarray(f).resize((w // 2, h // 2), Image.Resampling.BICUBIC)) for f in genuine]
+    clip = _write(tmp_path / "small.mp4", small, crf=28)
+    r = _verify(capsys, str(clip), "--manifest", str(sidecar_path(decoded)))
+    assert r["content_match"] is True and r["copy"] == "re-encoded" and r["signature_valid"] is True
+
+
+# ---------------------------------------------------------------- partial streams (issue #20 item 2)
+
+
+@pytest.mark.parametrize("how", ["cut-200", "cut-90", "cut-3", "garbage-1", "garbage-64"])
+def test_partial_streams_are_labelled_partial_everywhere(stream, capsys, tmp_path, how):  # noqa: F811
+    data = stream.read_bytes()
+    if how.startswith("cut-"):
+        damaged = data[: len(data) - int(how[4:])]  # bytes cut off the end: mid-record, after frames were sealed
+    else:
+        damaged = data + bytes(range(7, 7 + int(how.split("-")[1])))
+    src = tmp_path / "damaged.flk"
+    src.write_bytes(damaged)
+    out = tmp_path / "partial.mp4"
+    code, stdout, err = _run(capsys, "decode", str(src), "-o", str(out), "--no-c2pa", "--json")
+    assert out.exists(), err  # every case here cuts after the first verified frames
+    assert code == 3 and "partial" in err
+    info = json.loads(stdout)
+    assert info["partial"] is True and info["verification"] is not None
+    assert info["provenance"]["complete"] is False and info["provenance"]["incomplete_reason"]
+    m = parse_manifest(sidecar_path(out).read_bytes())
+    assert m.complete is False and m.incomplete_reason
+    if how.startswith("cut-"):
+        assert m.sessions[0].end_verified is False
+    r = _verify(capsys, str(out))
+    assert r["partial"] is True and r["verdict"] == "partial" and "PARTIAL recording" in r["provenance"]
+    code, line, _ = _run(capsys, "verify", str(out))
+    assert code == 0 and "provenance: PARTIAL" in line and "VALID" not in line
+    code, _, err = _run(capsys, "verify", str(out), "--require-valid")
+    assert code == 3 and "partial" in err
+
+
+def test_complete_stream_is_not_partial(decoded, capsys):
+    m = parse_manifest(sidecar_path(decoded).read_bytes())
+    assert m.complete is True and m.incomplete_reason is None and m.sessions[0].end_verified is True
+    r = _verify(capsys, str(decoded))
+    assert r["partial"] is False and r["verdict"] == "valid"
+
+
+# ---------------------------------------------------------------- --insecure outputs (issue #20 item 5)
+
+
+def test_untrusted_and_unsigned_streams_never_verify_as_valid(stream, capsys, tmp_path):  # noqa: F811
+    from dataclasses import replace
+
+    from facelink.bitstream import FlkWriter, PacketType, SessionHeader, iter_flk
+    from facelink.security._seal import SIGNER_TAG
+
+    empty = tmp_path / "empty-trust"
+    empty.mkdir(mode=0o700)
+    untrusted = tmp_path / "untrusted.mp4"
+    assert main(["decode", str(stream), "-o", str(untrusted), "--trust", str(empty), "--insecure", "--no-c2pa"]) == 0
+    capsys.readouterr()
+    r = _verify(capsys, str(untrusted))  # this machine trusts its receiver key
+    assert r["receiver_trusted"] is True and r["sender_trusted_by_receiver"] is False
+    assert r["signature_valid"] is False and r["verdict"] == "invalid" and "NOT trusted by the receiver" in r["provenance"]
+    code, out, _ = _run(capsys, "verify", str(untrusted))
+    assert "provenance: INVALID" in out and "(not trusted by the receiver)" in out
+    # an unsigned stream: the signer extension and every seal removed
+    packets = []
+    for p in iter_flk(stream):
+        if p[3] == PacketType.SEAL:
+            continue
+        if p[3] == PacketType.SESSION_HEADER:
+            h = SessionHeader.parse(p)
+            p = bytes(replace(h, extensions=tuple(e for e in h.extensions if e[0] != SIGNER_TAG)))
+        packets.append(p)
+    src = tmp_path / "unsigned.flk"
+    with FlkWriter(src) as w:
+        for p in packets:
+            w.write(p)
+    unsigned = tmp_path / "unsigned.mp4"
+    assert main(["decode", str(src), "-o", str(unsigned), "--insecure", "--no-c2pa"]) == 0
+    capsys.readouterr()
+    m = parse_manifest(sidecar_path(unsigned).read_bytes())
+    assert m.sessions[0].sender is None and m.complete is False and "unsigned" in m.incomplete_reason
+    r = _verify(capsys, str(unsigned))
+    assert r["sender_signed"] is False and r["signature_valid"] is False and "UNSIGNED stream" in r["provenance"]
+    code, out, _ = _run(capsys, "verify", str(unsigned))
+    assert "provenance: INVALID, sender NONE (unsigned stream)" in out

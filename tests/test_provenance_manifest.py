@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pytest
 from _support import FUZZ, PROPERTY
 from facelink.bitstream import Seal, SessionHeader
@@ -67,8 +68,15 @@ def _log(header: bytes | None = None, frames: int = 5, seals=SEALS) -> Recording
     for s in seals[1:]:
         log.seal(s)
     for i in range(frames):
-        log.frame(1_800_000_000.0 + i / 25)
+        log.frame(1_800_000_000.0 + i / 25, image=_img(i))
     return log
+
+
+def _img(i: int) -> np.ndarray:
+    """A small frame whose content differs per index (the log fingerprints what it is given)."""
+    img = np.zeros((32, 48, 3), np.uint8)
+    img[:, : 4 + 4 * (i % 10)] = 200
+    return img
 
 
 def _manifest(log: RecordingLog | None = None, **kw) -> SessionManifest:
@@ -81,6 +89,7 @@ def _manifest(log: RecordingLog | None = None, **kw) -> SessionManifest:
         "video_bytes": 12345,
         "video_name": "clip.mp4",
         "generator": "facelink test",
+        "content": log.content.fingerprint(),
     }
     fields.update(kw)
     return SessionManifest(**fields)  # type: ignore[arg-type]
@@ -103,7 +112,7 @@ def test_round_trip_and_fields():
     # the signature covers the canonical body: sorted keys, compact, UTF-8
     doc = json.loads(data)
     assert doc["format"] == MANIFEST_FORMAT and doc["signature"]["alg"] == "Ed25519"
-    assert doc["body"]["version"] == 1
+    assert doc["body"]["version"] == 2 and doc["body"]["complete"] is True and doc["body"]["content"]["frames"] == 5
     msg = b"facelink/provenance/v1\x00" + canonical_json(doc["body"])
     assert RECEIVER.public.verify(bytes.fromhex(doc["signature"]["value"]), msg)
     # re-serialising in any key order or indentation keeps it valid (canonical form)
@@ -129,12 +138,12 @@ def test_recording_log_keeps_only_accepted_seals_of_each_session():
     log = RecordingLog()
     h1, h2 = _header(b"session-number-1"), _header(b"session-number-2")
     log.start(h1)
-    log.frame(1.0)
+    log.frame(1.0, image=_img(1))
     log.observe([D(SEALS[0], SealStatus.ACCEPTED, b"session-number-1"), D(SEALS[1], SealStatus.BAD_SIGNATURE, b"session-number-1")])
     log.observe([D(SEALS[2], SealStatus.ACCEPTED, b"session-number-2"), D(b"\x00" * 10, None, b"session-number-1")])
     log.start(h2)
-    log.frame(2.0)
-    log.frame(3.0)
+    log.frame(2.0, image=_img(2))
+    log.frame(3.0, image=_img(3))
     log.start(_header(b"session-number-3"))  # started but never rendered: not in the manifest
     r1, r2 = log.records
     assert r1.seals == [SEALS[0]] and r1.frames == 1
@@ -205,8 +214,16 @@ def _resign(body: dict, identity=RECEIVER) -> bytes:
         (lambda b: b["sessions"][0].update(extra=1), "unexpected 'extra'"),
         (lambda b: b.update(sessions=[]), "1 to 256 sessions"),
         (lambda b: b["receiver"].update(fingerprint="0" * 16), "fingerprint does not match"),
-        (lambda b: b.update(version=0), "version must be 1"),
+        (lambda b: b.update(version=0), "version must be 2"),
         (lambda b: b.pop("video"), "missing 'video'"),
+        (lambda b: b.pop("content"), "missing 'content'"),
+        (lambda b: b["content"].update(frames=6, segments=1), "does not cover the sessions' frames"),
+        (lambda b: b["content"].update(segments=2), "disagree"),
+        (lambda b: b["content"].update(data="!!"), "not base64 zlib"),
+        (lambda b: b["content"].update(method="other-v9"), "is not luma-grid16"),
+        (lambda b: b.update(complete=False), "incomplete_reason must be given"),
+        (lambda b: b.update(incomplete_reason="cut"), "incomplete_reason must be given"),
+        (lambda b: b["sessions"][0].pop("end_verified"), "missing 'end_verified'"),
     ],
 )
 def test_signed_but_malformed_bodies_are_corrupt(mutate, match):
@@ -226,7 +243,7 @@ def test_receiver_must_be_the_signer():
 
 def test_newer_versions_say_upgrade():
     body = json.loads(sign_manifest(_manifest(), RECEIVER))["body"]
-    body["version"] = 2
+    body["version"] = 3
     with pytest.raises(ManifestError, match="upgrade facelink") as e:
         parse_manifest(_resign(body))
     assert e.value.status == "unsupported"
@@ -344,3 +361,40 @@ def test_property_counts_round_trip(frames, seals):
     log = _log(frames=max(1, frames), seals=[bytes(Seal(i & 0xFFFF, i, i, b"\x01" * 64)) for i in range(seals + 1)])
     m = parse_manifest(sign_manifest(_manifest(log), RECEIVER))
     assert m.sessions[0].frames == max(1, frames) and m.sessions[0].seals == seals + 1
+
+
+def test_content_fingerprint_round_trips_through_the_signed_body():
+    import zlib
+
+    log = _log(frames=21)
+    m = parse_manifest(sign_manifest(_manifest(log), RECEIVER))
+    fp = m.content
+    assert fp is not None and fp.frames == 21 and fp.segment_frames == 8 and fp.segments == 3
+    assert np.array_equal(fp.grids, log.content.fingerprint().grids)
+    assert fp.bounds(2) == (16, 21)
+    # a decompression bomb in place of the data is refused, not inflated
+    body = json.loads(sign_manifest(_manifest(log), RECEIVER))["body"]
+    import base64
+
+    body["content"]["data"] = base64.b64encode(zlib.compress(bytes(10_000_000))).decode()
+    with pytest.raises(ManifestError, match="wrong length"):
+        parse_manifest(_resign(body))
+
+
+def test_incomplete_recordings_say_why():
+    m = parse_manifest(sign_manifest(_manifest(complete=False, incomplete_reason="stream truncated after 5 frames"), RECEIVER))
+    assert m.complete is False and m.incomplete_reason == "stream truncated after 5 frames"
+    (s,) = m.sessions
+    assert s.end_verified is False  # the test log never saw a verified End
+
+
+def test_v1_manifests_are_read_without_content_or_completeness():
+    body = json.loads(sign_manifest(_manifest(), RECEIVER))["body"]
+    for k in ("content", "complete", "incomplete_reason"):
+        body.pop(k)
+    body["sessions"][0].pop("end_verified")
+    body["version"] = 1
+    sig = RECEIVER.sign(b"facelink/provenance/v1\x00" + canonical_json(body))
+    doc = {"format": "facelink-provenance-v1", "body": body, "signature": {"alg": "Ed25519", "key": RECEIVER.public.ed25519.hex(), "value": sig.hex()}}
+    m = parse_manifest(json.dumps(doc).encode())
+    assert m.version == 1 and m.content is None and m.complete is None and m.sessions[0].end_verified is None

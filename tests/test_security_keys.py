@@ -85,6 +85,21 @@ def test_private_key_readable_or_writable_by_others_is_refused(keydir, mode):
     load_identity(key)
 
 
+def test_public_key_given_as_the_signing_key_says_so(tmp_path, keydir, capsys):
+    key, pub = keydir
+    with pytest.raises(InputError, match=r"this is a public key; signing needs the secret identity key NAME.key \(probably .*alice.key\)"):
+        load_identity(pub)  # mode 0644 by design: not "permissions too open"
+    renamed = tmp_path / "alice-copy.txt"
+    renamed.write_bytes(pub.read_bytes())
+    with pytest.raises(InputError, match="this is a public key"):
+        load_identity(renamed)
+    from facelink.cli import main
+
+    assert main(["encode", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.flk"), "--key", str(pub)]) == 1
+    err = capsys.readouterr().err  # the key is loaded before the input is opened
+    assert "this is a public key" in err and "too open" not in err and err.count("\n") == 1
+
+
 def test_missing_and_wrong_files_say_what_to_do(tmp_path, keydir):
     with pytest.raises(InputError, match="facelink keys generate"):
         load_identity(tmp_path / "nope.key")

@@ -193,6 +193,55 @@ def test_core_refuses_untrusted_signers_and_link_signer_mismatch(ids):
     assert core.stats().frames == 0
 
 
+def test_core_a_refused_connection_does_not_stop_the_others(ids):
+    from test_security_seal import _ident
+
+    good = make_stream(n=30, live=True)
+    bad = make_stream(_ident("mallory"), n=30, live=True, session=b"\x44" * 16)  # untrusted signer
+    core = ReceiverCore(trusted("alice"))
+    _feed(core, bad[:12], peer=b"M")
+    _feed(core, good, peer=b"A", t0=0.1)
+    _feed(core, bad[12:], peer=b"M", t0=0.2)
+    assert core.refused == 1 and "not trusted" in core.refusals[0]
+    assert core.session.session_id == b"\x11" * 16 and core.summary().end_verified and core.stats().frames == 30
+
+
+def test_core_an_older_session_of_the_running_sender_cannot_take_over():
+    running = make_stream(n=30, live=True, session=b"\x55" * 16, created_us=1_700_000_100_000_000)
+    old = make_stream(n=30, live=True, session=b"\x66" * 16, created_us=1_700_000_000_000_000)  # recorded earlier
+    core = ReceiverCore(trusted("alice"))
+    _feed(core, running[:30], peer=b"A")
+    frames = core.stats().frames
+    _feed(core, old, peer=b"R", t0=0.2)  # the replay, while the running session is live
+    assert core.session.session_id == b"\x55" * 16 and core.stats().sessions == 1
+    assert core.refused == 1 and "older than the running session" in core.refusals[0]
+    assert core.stats().frames == frames
+
+
+def test_core_a_replayed_copy_of_the_running_session_is_refused_before_decoding():
+    stream = make_stream(n=60, live=True)
+    core = ReceiverCore(trusted("alice"))
+    half = len(stream) // 2
+    _feed(core, stream[:half], peer=b"A")
+    frames = core.stats().frames
+    results = _feed(core, stream, peer=b"R", t0=0.5)  # the same packets again, on another connection
+    assert core.refused == 1 and "replayed seal" in core.refusals[0]
+    assert all(r.delivery.frame is None for r in results) and core.stats().frames == frames
+    _feed(core, stream[half:], peer=b"A", t0=1.0)  # the genuine connection carries on undisturbed
+    assert core.summary().end_verified and core.stats().frames == 60
+
+
+def test_core_a_retired_session_cannot_come_back():
+    first = make_stream(n=20, live=True)
+    second = make_stream(n=20, live=True, session=b"\x33" * 16)
+    core = ReceiverCore(trusted("alice"))
+    _feed(core, first, peer=b"A")  # complete, End verified
+    _feed(core, second, peer=b"B", t0=1.0)  # takes over (the first ended)
+    _feed(core, first, peer=b"R", t0=2.0)  # the first one replayed after it was retired
+    assert core.session.session_id == b"\x33" * 16 and core.stats().sessions == 2
+    assert core.refused == 1 and "already retired" in core.refusals[0]
+
+
 # ---------------------------------------------------------------- real sockets
 
 
@@ -449,3 +498,75 @@ def test_unverifiable_spans_are_flagged_on_the_live_path(ids):
     bad_span = next(sp for sp in spans if sp.status is SpanStatus.MISMATCH)
     flagged = [r.delivery for r in got if bad_span.covers(r.delivery.verdict.index)]
     assert any(d.frame is not None for d in flagged)  # frames in that span are identifiable as unverified
+
+
+# ---------------------------------------------------------------- maximum message size (issue #20 item 4)
+
+_OVERSIZE_CHILD = r"""
+import json, resource, sys, time
+import zmq
+from facelink.transport._link import receiver_socket
+
+ctx = zmq.Context()
+sock, bound, _, _ = receiver_socket(ctx, "tcp://127.0.0.1:*", curve_secret=None, curve_public=None, authorize=None)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(bound, flush=True)
+got, deadline = [], time.monotonic() + 20
+while time.monotonic() < deadline and not got:
+    if sock.poll(200):
+        got.append(len(sock.recv_multipart()[-1]))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"received": got, "rss_growth_kib": after - before}), flush=True)
+sock.close(0)
+ctx.term()
+"""
+
+
+def test_every_socket_limits_the_message_size_to_the_largest_packet():
+    from facelink.bitstream import MAX_CHUNK_DATA, ReferenceChunk
+    from facelink.transport import MAX_MESSAGE_SIZE, MAX_PACKET_SIZE
+    from facelink.transport._link import receiver_socket, sender_socket
+
+    largest = ReferenceChunk(b"\x01" * 8, 0, 1, b"\x00" * MAX_CHUNK_DATA)
+    assert len(bytes(largest)) == MAX_PACKET_SIZE <= MAX_MESSAGE_SIZE < 2 * MAX_PACKET_SIZE
+    ctx = zmq.Context()
+    try:
+        r, bound, _, _ = receiver_socket(ctx, "tcp://127.0.0.1:*", curve_secret=None, curve_public=None, authorize=None)
+        s, mon = sender_socket(ctx, bound, curve_secret=None, curve_public=None, server_key=None)
+        assert r.getsockopt(zmq.MAXMSGSIZE) == MAX_MESSAGE_SIZE and s.getsockopt(zmq.MAXMSGSIZE) == MAX_MESSAGE_SIZE
+        for x in (s, mon, r):
+            x.close(0)
+    finally:
+        ctx.term()
+
+
+def test_an_oversize_message_is_dropped_without_being_allocated(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    child = subprocess.Popen([sys.executable, "-c", _OVERSIZE_CHILD], stdout=subprocess.PIPE, text=True, env=env)
+    ctx = zmq.Context()
+    try:
+        bound = child.stdout.readline().strip()
+        assert bound.startswith("tcp://"), bound
+        big = ctx.socket(zmq.DEALER)  # a hostile peer without any limit of its own
+        big.setsockopt(zmq.LINGER, 2000)
+        big.connect(bound)
+        big.send(bytes(96 << 20))  # 96 MiB in one message
+        time.sleep(0.5)
+        small = ctx.socket(zmq.DEALER)
+        small.setsockopt(zmq.LINGER, 2000)
+        small.connect(bound)
+        small.send(b"FL\x01\x05" + bytes(3))
+        out, _ = child.communicate(timeout=30)
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["received"] == [7]  # the small message arrived, the oversize one never did
+        assert report["rss_growth_kib"] < 32 * 1024  # nowhere near the 96 MiB it would cost to buffer
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        ctx.destroy(linger=0)

@@ -320,7 +320,7 @@ class SessionRenderer:
         t0 = time.perf_counter()
         marked = self._wm.embed(self._last, kf.index)  # type: ignore[union-attr,arg-type]
         self.mark_seconds += time.perf_counter() - t0
-        self.log.frame(time.time(), self._session)
+        self.log.frame(time.time(), self._session, image=marked)  # fingerprinted for the manifest
         return RenderedFrame(kf.index, kf.time, marked, held, kf.kind)
 
 

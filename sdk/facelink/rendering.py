@@ -37,6 +37,14 @@ class DecodeResult:
     #: what :func:`decode_file` wrote for provenance (manifest, C2PA), if anything
     provenance: Recorded | None = None
 
+    @property
+    def partial(self) -> bool:
+        """The output stops short of a verified End, or the stream was damaged."""
+        if self.invalid_packets:
+            return True
+        v = self.verification
+        return v is not None and v.get("signed", True) and not v.get("end_verified", False)
+
     def as_dict(self) -> dict:
         return {
             "frames": self.frames,
@@ -48,6 +56,7 @@ class DecodeResult:
             "decode_fps": round(self.frames / self.wall, 2) if self.wall else 0.0,
             "invalid_packets": self.invalid_packets,
             "verification": self.verification,
+            "partial": self.partial,
             "provenance": self.provenance.as_dict() if self.provenance is not None else None,
         }
 
@@ -106,9 +115,10 @@ def decode_packets(
                 p = next(it)
             except StopIteration:
                 break
-            except InvalidPacket as e:  # a damaged container: keep what decoded
+            except InvalidPacket as e:  # a damaged container: keep what decoded, labelled partial
                 res.invalid_packets += 1
                 res.first_error = res.first_error or str(e)
+                res.log.interrupt(f"stream damaged or truncated after {res.frames} frames ({e})")
                 break
             try:
                 frame = renderer.push(p)
@@ -117,9 +127,13 @@ def decode_packets(
                     raise
                 res.invalid_packets += 1
                 res.first_error = res.first_error or str(e)
+                res.log.interrupt(f"damaged packet skipped ({e})")
                 continue
-            if verified and len(p) > 3 and p[3] == PacketType.SEAL and renderer.decoder.header is not None:
-                res.log.seal(p, renderer.decoder.header.session_id)
+            if verified and len(p) > 3 and renderer.decoder.header is not None:
+                if p[3] == PacketType.SEAL:
+                    res.log.seal(p, renderer.decoder.header.session_id)
+                elif p[3] == PacketType.END:  # released by the verifier: its seal verified
+                    res.log.end(renderer.decoder.header.session_id)
             if frame is None:
                 continue
             if writer is None:

@@ -38,29 +38,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _fail(argv: list[str], line: str, code: int) -> int:
+    """One line on stderr; with ``--json`` also ``{"error": ..., "code": N}`` on stdout (for scripts)."""
+    print(line, file=sys.stderr)
+    if "--json" in argv:
+        import json
+
+        print(json.dumps({"error": line, "code": code}))
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except _UsageError as e:
-        print(f"{e}", file=sys.stderr)
-        return 2
+        return _fail(argv, f"{e}", 2)
     except SystemExit as e:  # --help / --version
         return int(e.code or 0) if isinstance(e.code, int) else 0
     except FaceLinkError as e:
-        print(f"facelink: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return _fail(argv, f"facelink: error: {e}", e.exit_code)
     except KeyboardInterrupt:
-        print("facelink: interrupted", file=sys.stderr)
-        return 130
+        return _fail(argv, "facelink: interrupted", 130)
     except BrokenPipeError:
         return 1
     except Exception as e:  # noqa: BLE001 - last line of defence: one line, never a traceback
         if os.environ.get("FACELINK_DEBUG"):
             traceback.print_exc()
-        print(f"facelink: internal error: {type(e).__name__}: {e} (set FACELINK_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 1
+        return _fail(argv, f"facelink: internal error: {type(e).__name__}: {e} (set FACELINK_DEBUG=1 for a traceback)", 1)
 
 
 def entry_point() -> None:

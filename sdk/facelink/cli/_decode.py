@@ -84,21 +84,27 @@ def run(args) -> int:
     tags = [session_tag_hex(rec.header) for rec in result.log.records] if result.log is not None else []
     out["session"] = tags[0] if tags else None  # the id `facelink verify` shows for this video
     out["sessions"] = tags
+    prov = result.provenance
+    partial = result.partial
     if args.json:
         emit_json(out)
     else:
+        what = "PARTIAL output (the stream stops before a verified End): " if partial else ""
         print(
-            f"{args.output}: {out['frames']} frames {out['width']}x{out['height']} @ {out['fps']:.3f} fps, "
+            f"{args.output}: {what}{out['frames']} frames {out['width']}x{out['height']} @ {out['fps']:.3f} fps, "
             f"{out['held_frames']} held, generator {out['generator_fps']:.1f} fps"
             + (f", session {', '.join(tags)}" if tags else ""),
             file=sys.stderr,
         )
-    prov = result.provenance
     if prov is not None and not args.json:
-        print(f"{prov.manifest_path}: provenance manifest signed by receiver {prov.manifest.receiver_fingerprint}", file=sys.stderr)
+        note = f", marked PARTIAL ({prov.manifest.incomplete_reason})" if not prov.manifest.complete else ""
+        print(f"{prov.manifest_path}: provenance manifest signed by receiver {prov.manifest.receiver_fingerprint}{note}", file=sys.stderr)
     if prov is not None and prov.c2pa_skipped and not args.no_c2pa:
         print(f"facelink: warning: C2PA Content Credentials not embedded: {prov.c2pa_skipped}", file=sys.stderr)
     if result.invalid_packets:
-        print(f"facelink: error: {args.input}: {result.invalid_packets} damaged packet(s) skipped ({result.first_error})", file=sys.stderr)
+        print(f"facelink: error: {args.input}: {result.invalid_packets} damaged packet(s) skipped ({result.first_error}); the output is partial", file=sys.stderr)
+        return 3
+    if partial:
+        print(f"facelink: error: {args.input}: stream ends before a verified End packet; the output is partial", file=sys.stderr)
         return 3
     return 0

@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 
 from ._common import add_backend_argument, add_refiner_argument, emit_json, session_tag_hex
+
+#: default freshness window of ``receive --max-age`` (seconds): replayed recordings older than this are refused
+DEFAULT_MAX_AGE = 300.0
 from ._send import StatusLine, add_io_backend_argument, add_transport_arguments, load_device_key
 
 
@@ -42,7 +45,10 @@ def register(sub) -> None:
     )
     p.add_argument("--insecure", action="store_true", help="accept unsigned streams and untrusted or revoked signers (flagged)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default: run until the session ends)")
-    p.add_argument("--max-age", type=float, metavar="S", help="refuse streams whose seals were signed more than S s ago (replay guard; needs synchronised clocks)")
+    p.add_argument(
+        "--max-age", type=float, metavar="S", default=DEFAULT_MAX_AGE,
+        help=f"refuse streams whose seals were signed more than S s ago (replay guard; needs clocks synchronised within S; default {DEFAULT_MAX_AGE:g}, 0 = off)",
+    )  # fmt: skip
     p.add_argument("--refcache", metavar="DIR", help="reference cache directory (default: $FACELINK_HOME/refcache)")
     add_backend_argument(p)
     add_refiner_argument(p)
@@ -126,8 +132,9 @@ def run(args) -> int:
     endpoint = check_endpoint(args.listen, bind=True)
     if args.timeout is not None and not args.timeout > 0:
         raise _usage("--timeout must be > 0 seconds")
-    if args.max_age is not None and not args.max_age > 0:
-        raise _usage("--max-age must be > 0 seconds")
+    if args.max_age is not None and not args.max_age >= 0:
+        raise _usage("--max-age must be >= 0 seconds (0: off)")
+    max_age = args.max_age or None
     if args.bitrate is not None and not args.bitrate > 0:
         raise _usage("--bitrate must be positive")
     output = _Output(args.output, args) if args.output else None  # checks the output before anything listens
@@ -142,7 +149,7 @@ def run(args) -> int:
         print("facelink: warning: --no-curve: the link is neither encrypted nor authenticated (lab use only)", file=sys.stderr)
 
     receiver = Receiver(
-        endpoint, identity, curve=not args.no_curve, insecure=args.insecure, max_age=args.max_age,
+        endpoint, identity, curve=not args.no_curve, insecure=args.insecure, max_age=max_age,
         refcache=ReferenceCache(args.refcache), trust=store, trust_dir=watch,
     )  # fmt: skip
     bound = receiver.open()
@@ -163,6 +170,7 @@ def run(args) -> int:
     closed = False
     kept = False
     header = None  # the current session's header: its tag is the session id verify shows
+    reported = 0  # refusals printed so far
     try:
         while True:
             now = time.monotonic()
@@ -174,8 +182,11 @@ def run(args) -> int:
             core = receiver.core
             if core.session is not None:
                 header = core.session.header
-            if core.refusals and not args.insecure:
-                raise VerificationError(core.refusals[0])
+            if core.refused > reported:  # a connection was refused: say so, keep serving the others
+                new = core.refused - reported
+                for msg in core.refusals[-min(new, len(core.refusals)) :]:
+                    print(f"facelink: warning: refused a connection: {msg}", file=sys.stderr)
+                reported = core.refused
             frames = [r.delivery for r in results if r.delivery.frame is not None]
             for d in frames:
                 if d.latency is not None:
@@ -257,8 +268,10 @@ def run(args) -> int:
     if v is None:
         if interrupted or closed:
             return 0
+        if stats.refusals:
+            raise VerificationError(f"{bound}: no session accepted; {receiver.core.refused} connection(s) refused (last: {stats.refusals[-1]})")
         raise FaceLinkError(f"{bound}: no session received" + (f" within {args.timeout:g} s" if args.timeout else ""))
-    if v.spans_mismatch or v.seals_rejected or v.foreign_headers:
+    if v.spans_mismatch or v.seals_rejected or v.foreign_headers or stats.refusals:
         return 3
     return 0
 

@@ -1,12 +1,13 @@
 """``facelink verify VIDEO``: is this clip FaceLink-generated, and by which session and receiver?
 
 Exit codes: 0 whenever the analysis ran (whatever it found), 1 when the file cannot be
-read, 2 on usage errors.  Besides the watermark it checks the signed provenance
-manifest (``VIDEO.facelink.json`` beside the video, or the one embedded with C2PA):
-its signature, whether it describes this very file, whether it agrees with the
-watermark, and -- with a trust directory (``--trust DIR``, default
-``$FACELINK_HOME/trust`` when it exists) -- whether its keys are trusted.  See
-``docs/provenance.md`` for every field.
+read, 2 on usage errors; 3 when a ``--require-*`` condition fails.  Besides the
+watermark it checks the signed provenance manifest (``VIDEO.facelink.json`` beside the
+video, or the one embedded with C2PA): its signature, whether it describes this very
+file or -- for a re-encoded copy -- whether the video's frames match the content
+fingerprint the receiver signed, whether the recording is complete, and -- with a
+trust directory (``--trust DIR``, default ``$FACELINK_HOME/trust`` when it exists) --
+whether its keys are trusted.  See ``docs/provenance.md`` for every field.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def register(sub) -> None:
         default="public",
         help="mark key to look for: hex of a per-deployment key, or 'public' (default: the public FaceLink key)",
     )
-    p.add_argument("--max-frames", type=int, metavar="N", help="analyse at most N frames (default: 900)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="analyse at most N frames for the watermark (default: 900; the content check reads every frame)")
+    p.add_argument("--require-synthetic", action="store_true", help="exit 3 unless the FaceLink mark is found")
+    p.add_argument("--require-clean", action="store_true", help="exit 3 if the FaceLink mark is found (the clip must not be FaceLink output)")
+    p.add_argument("--require-valid", action="store_true", help="exit 3 unless the provenance verdict is valid (signed, trusted, content matches, complete)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -56,19 +60,29 @@ def run(args) -> int:
         raise InputError(f"{args.trust}: trust directory does not exist")
     if args.manifest is not None and not os.path.isfile(args.manifest):
         raise InputError(f"{args.manifest}: no such manifest file")
+    if args.require_synthetic and args.require_clean:
+        raise _usage("--require-synthetic and --require-clean contradict each other")
     det = WatermarkDetector(key, max_frames=max_frames)
-    bar = Progress("verify", max_frames)
+    content = _wants_content(args)
+    grids = []
+    bar = Progress("verify", None if content else max_frames)
     with open_video(args.video) as reader:
         for frame in reader:
-            det.add(frame.image)
-            bar(det.frames)
-            if det.full:
+            if not det.full:
+                det.add(frame.image)
+            if content:
+                g = _grid(frame.image)
+                grids.append(None if g is None else g.astype("float32"))
+            elif det.full:
                 break
+            bar(len(grids) or det.frames)
     bar.close()
     result = det.result()
     out = result.as_dict()
     out.update(video=args.video, mark_key="public" if key.is_public else key.fingerprint)
-    out.update(_provenance(args, out))
+    out.update(_provenance(args, out, grids if content else None))
+    failed = _requirement_failed(args, out)
+    out["requirement_failed"] = failed
     if args.json:
         emit_json(out)
     else:
@@ -79,23 +93,71 @@ def run(args) -> int:
             why = f": {result.reason}" if result.reason and "no FaceLink mark" not in result.reason else ""
             p = "n/a" if result.p_value is None else f"{result.p_value:.2g}"
             print(f"{args.video}: no FaceLink mark found (p = {p}){why}")
-        sig = {True: "VALID", False: "INVALID", None: "unverified"}[out["signature_valid"]]
-        sender = f", sender {out['sender']}" if out["sender"] else ""
-        print(f"provenance: {sig}{sender}: {out['provenance']}")
+        verdict = {"valid": "VALID", "partial": "PARTIAL", "invalid": "INVALID", "unverified": "unverified", "none": "none"}[out["verdict"]]
+        if out["copy"] and out["copy"] != "exact":
+            verdict += f" ({out['copy']})"
+        print(f"provenance: {verdict}{_sender_text(out)}: {out['provenance']}")
         c = out.get("c2pa")
         if c and c.get("present"):
             print(f"C2PA: {c['validation_state']}" + (f" ({c['reason']})" if c.get("reason") else ""))
         print(f"{result.frames_analyzed} frames analysed, {result.frames_marked} marked", file=sys.stderr)
+    if failed:
+        print(f"facelink: verify: {failed}", file=sys.stderr)
+        return 3
     return 0
 
 
-def _provenance(args, mark: dict) -> dict:
+def _grid(image):
+    from ..provenance import frame_grid
+
+    return frame_grid(image) if min(image.shape[:2]) >= 16 else None
+
+
+def _wants_content(args) -> bool:
+    """Read every frame for the content check only when a manifest may apply (sidecar, --manifest, or C2PA in MP4/MOV)."""
+    from ..provenance import sidecar_path
+    from ..provenance._c2pa import C2PA_FORMATS
+
+    if args.manifest is not None or sidecar_path(args.video).exists():
+        return True
+    return not args.no_c2pa and os.path.splitext(args.video)[1].lower() in C2PA_FORMATS
+
+
+def _sender_text(out: dict) -> str:
+    """The sender as the summary line shows it: never hidden when unsigned or untrusted."""
+    if out["manifest_session"] is None:
+        return ""
+    if out["sender"] is None:
+        return ", sender NONE (unsigned stream)"
+    notes = []
+    if out["sender_trusted_by_receiver"] is False:
+        notes.append("not trusted by the receiver")
+    if out["sender_trusted"] is False:
+        notes.append("not in your trust directory")
+    return f", sender {out['sender']}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _requirement_failed(args, out: dict) -> str | None:
+    if args.require_synthetic and not out["synthetic"]:
+        return "--require-synthetic: no FaceLink mark found"
+    if args.require_clean and out["synthetic"]:
+        return "--require-clean: the FaceLink mark was found"
+    if args.require_valid and out["verdict"] != "valid":
+        return f"--require-valid: provenance is {out['verdict']}"
+    return None
+
+
+def _provenance(args, mark: dict, grids) -> dict:
     """The manifest fields; the trust store is --trust DIR, else the default one if it exists."""
     from ..provenance import check_provenance
     from ..security import TrustStore, default_trust_dir
 
     trust_dir = args.trust if args.trust is not None else (str(default_trust_dir()) if default_trust_dir().is_dir() else None)
     store = TrustStore.load(trust_dir) if trust_dir is not None else None
-    out = check_provenance(args.video, mark, store, manifest_path=args.manifest, use_c2pa=not args.no_c2pa)
+    if grids is not None:
+        import numpy as np
+
+        grids = None if any(g is None for g in grids) else np.asarray(grids).reshape(-1, 16, 16)
+    out = check_provenance(args.video, mark, store, manifest_path=args.manifest, use_c2pa=not args.no_c2pa, grids=grids)
     out["trust"] = trust_dir
     return out

@@ -31,6 +31,14 @@ from ._certs import (
     load_chain,
     load_or_create_ca,
 )
+from ._content import (
+    CONTENT_METHOD,
+    ContentFingerprint,
+    ContentLog,
+    ContentMatch,
+    frame_grid,
+    match_content,
+)
 from ._manifest import (
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
@@ -59,6 +67,7 @@ from ._record import (
 __all__ = [
     "ASSERTION_LABEL",
     "C2PA_CLAIM_SIGNING",
+    "CONTENT_METHOD",
     "DEFAULT_CA",
     "MANIFEST_FORMAT",
     "MANIFEST_SUFFIX",
@@ -67,6 +76,9 @@ __all__ = [
     "TRAINED_ALGORITHMIC_MEDIA",
     "C2paReport",
     "CertChain",
+    "ContentFingerprint",
+    "ContentLog",
+    "ContentMatch",
     "ManifestError",
     "ManifestSession",
     "Recorded",
@@ -80,9 +92,11 @@ __all__ = [
     "embed_c2pa",
     "ensure_chain",
     "file_sha256",
+    "frame_grid",
     "issue_certificate",
     "load_chain",
     "load_or_create_ca",
+    "match_content",
     "parse_manifest",
     "read_c2pa",
     "seal_log_hash",

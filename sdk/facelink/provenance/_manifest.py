@@ -35,11 +35,13 @@ from ..bitstream import PacketType, SessionHeader
 from ..errors import InvalidPacket, VerificationError
 from ..security import Identity, fingerprint
 from ..security._seal import SIGNER_TAG
+from ._content import ContentFingerprint, ContentLog
 
 __all__ = [
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
     "MAX_MANIFEST_BYTES",
+    "ContentFingerprint",
     "ManifestError",
     "ManifestSession",
     "RecordingLog",
@@ -53,10 +55,13 @@ __all__ = [
     "sign_manifest",
 ]
 
-MANIFEST_FORMAT = "facelink-provenance-v1"
-MANIFEST_VERSION = 1
-#: a manifest larger than this is not one FaceLink wrote (a session entry is < 2 KiB)
-MAX_MANIFEST_BYTES = 1 << 20
+MANIFEST_FORMAT = "facelink-provenance-v2"
+MANIFEST_VERSION = 2
+#: formats this version reads (v1: no content fingerprint, no completeness; only exact-file checks)
+_FORMATS = {"facelink-provenance-v1": 1, "facelink-provenance-v2": 2}
+#: a manifest larger than this is not one FaceLink wrote (a session entry is < 2 KiB; the
+#: content fingerprint at most 8192 segments of 256 bytes, compressed)
+MAX_MANIFEST_BYTES = 4 << 20
 #: most sessions one manifest may list
 MAX_SESSIONS = 256
 #: deepest JSON nesting accepted (ours is 4)
@@ -129,6 +134,8 @@ class SessionRecord:
     started: float | None = None
     ended: float | None = None
     seals: list[bytes] = field(default_factory=list)
+    #: the session's ``End`` packet was released by the verifier (its seal verified)
+    end_verified: bool = False
 
     @property
     def session_id(self) -> bytes:
@@ -142,12 +149,18 @@ class RecordingLog:
     for every frame written (``now``: wall-clock POSIX seconds), and the *verified* seal
     packets via :meth:`seal` (strict ``.flk`` decoding, where every released packet is
     verified) or :meth:`observe` (live receivers: only seals whose verdict is ACCEPTED).
+    :meth:`end` marks a session whose ``End`` packet was verified; :meth:`interrupt`
+    records why the output stops short (a damaged or truncated stream).  ``content``
+    fingerprints every frame written, in output order (:mod:`._content`).
     """
 
     def __init__(self) -> None:
         self._records: dict[bytes, SessionRecord] = {}
         self._pending: dict[bytes, list[bytes]] = {}  # seals of sessions not started yet
         self.current: bytes | None = None
+        self.content = ContentLog()
+        #: why the recording is partial beyond sessions without a verified End (None: no reason)
+        self.interrupted: str | None = None
 
     def start(
         self,
@@ -165,14 +178,28 @@ class RecordingLog:
         self.current = hdr.session_id
         return rec
 
-    def frame(self, now: float, session_id: bytes | None = None) -> None:
+    def frame(self, now: float, session_id: bytes | None = None, image=None) -> None:
+        """One frame written to the output; ``image``: the frame exactly as written (fingerprinted)."""
         rec = self._records.get(session_id or self.current or b"")
         if rec is None:
             return
+        if image is not None:
+            self.content.add(image)
         rec.frames += 1
         if rec.started is None:
             rec.started = now
         rec.ended = now
+
+    def end(self, session_id: bytes | None = None) -> None:
+        """The session's ``End`` packet was verified (released by the strict verifier, or its seal accepted)."""
+        rec = self._records.get(session_id or self.current or b"")
+        if rec is not None:
+            rec.end_verified = True
+
+    def interrupt(self, reason: str) -> None:
+        """The stream was damaged or cut: the output is partial, whatever the sessions say (first reason kept)."""
+        if self.interrupted is None:
+            self.interrupted = str(reason)[:200]
 
     def seal(self, packet: bytes, session_id: bytes | None = None) -> None:
         """Record one verified seal packet of ``session_id`` (default: the current session)."""
@@ -225,6 +252,8 @@ class ManifestSession:
     frames: int
     seal_log_sha256: bytes
     seals: int
+    #: the session's End packet was verified (None: a v1 manifest, which did not say)
+    end_verified: bool | None = True
 
     @property
     def header_sha256(self) -> bytes:
@@ -260,6 +289,7 @@ class ManifestSession:
             "ended": self.ended,
             "frames": self.frames,
             "seal_log": {"sha256": self.seal_log_sha256.hex(), "seals": self.seals},
+            "end_verified": bool(self.end_verified),
         }
 
 
@@ -277,6 +307,14 @@ class SessionManifest:
     c2pa_ca_sha256: bytes | None = None
     generator: str = ""
     signature: bytes = field(default=b"", repr=False)
+    #: the fingerprint of every frame of the output (None: a v1 manifest)
+    content: ContentFingerprint | None = field(default=None, repr=False)
+    #: the receiver's statement that the recording is complete: every session's End
+    #: verified and the stream read to its end (None: a v1 manifest, which did not say)
+    complete: bool | None = True
+    #: why it is not complete (None when complete)
+    incomplete_reason: str | None = None
+    version: int = MANIFEST_VERSION
 
     @property
     def receiver_fingerprint(self) -> str:
@@ -289,8 +327,13 @@ class SessionManifest:
         return None
 
     def body(self) -> dict:
+        if self.content is None:
+            raise ValueError("a manifest needs the content fingerprint of its video")
         return {
             "version": MANIFEST_VERSION,
+            "content": self.content.as_body(),
+            "complete": bool(self.complete),
+            "incomplete_reason": None if self.complete else (self.incomplete_reason or "unknown"),
             "generator": self.generator,
             "receiver": {"ed25519": self.receiver.hex(), "fingerprint": fingerprint(self.receiver), "name": self.receiver_name},
             "sessions": [s.as_body() for s in self.sessions],
@@ -326,6 +369,7 @@ def session_entry(rec: SessionRecord, *, sender_name: str | None = None, sender_
         frames=rec.frames,
         seal_log_sha256=seal_log_hash(rec.seals),
         seals=len(rec.seals),
+        end_verified=rec.end_verified,
     )
 
 
@@ -417,14 +461,13 @@ def _bool(value: object, where: str, *, nullable: bool = False) -> bool | None:
     return value
 
 
-def _session(value: object, i: int) -> ManifestSession:
+_SESSION_KEYS = {"session_id", "header", "header_sha256", "sender", "created", "reference_sha256", "target_sha256",
+                 "pose_offset", "started", "ended", "frames", "seal_log"}  # fmt: skip
+
+
+def _session(value: object, i: int, version: int) -> ManifestSession:
     w = f"sessions[{i}]"
-    s = _obj(
-        value,
-        w,
-        {"session_id", "header", "header_sha256", "sender", "created", "reference_sha256", "target_sha256",
-         "pose_offset", "started", "ended", "frames", "seal_log"},
-    )  # fmt: skip
+    s = _obj(value, w, _SESSION_KEYS | ({"end_verified"} if version >= 2 else set()))
     header = _hex(s["header"], f"{w}.header", _HEXANY)
     try:
         hdr = SessionHeader.parse(header)  # type: ignore[arg-type]
@@ -465,7 +508,20 @@ def _session(value: object, i: int) -> ManifestSession:
         frames=_int(s["frames"], f"{w}.frames", 1),  # type: ignore[arg-type]
         seal_log_sha256=_hex(log["sha256"], f"{w}.seal_log.sha256", _HEX64),  # type: ignore[arg-type]
         seals=_int(log["seals"], f"{w}.seal_log.seals"),  # type: ignore[arg-type]
+        end_verified=_bool(s["end_verified"], f"{w}.end_verified") if version >= 2 else None,
     )
+
+
+def _content(value: object) -> ContentFingerprint:
+    c = _obj(value, "body.content", {"method", "grid", "segment_frames", "frames", "segments", "data"})
+    _str(c["method"], "body.content.method", maxlen=64)
+    for k in ("grid", "segment_frames", "frames", "segments"):
+        _int(c[k], f"body.content.{k}", 1)
+    _str(c["data"], "body.content.data", maxlen=MAX_MANIFEST_BYTES)
+    try:
+        return ContentFingerprint.from_body(c)
+    except ValueError as e:
+        raise _corrupt(str(e)) from None
 
 
 def _verify(key: bytes, signature: bytes, message: bytes) -> bool:
@@ -503,11 +559,12 @@ def parse_manifest(data: bytes) -> SessionManifest:
     if not isinstance(doc, dict) or "format" not in doc:
         raise _corrupt("no format field")
     fmt = doc["format"]
-    if isinstance(fmt, str) and fmt.startswith("facelink-provenance-v") and fmt != MANIFEST_FORMAT:
+    if isinstance(fmt, str) and fmt.startswith("facelink-provenance-v") and fmt not in _FORMATS:
         raise ManifestError("unsupported", f"manifest format {fmt[:40]!r} is newer than this FaceLink reads ({MANIFEST_FORMAT}); upgrade facelink")
     _obj(doc, "manifest", {"format", "body", "signature"})
-    if fmt != MANIFEST_FORMAT:
+    if not isinstance(fmt, str) or fmt not in _FORMATS:
         raise _corrupt("wrong format field")
+    fversion = _FORMATS[fmt]
     sig = _obj(doc["signature"], "signature", {"alg", "key", "value"})
     if sig["alg"] != "Ed25519":
         raise _corrupt("signature.alg must be Ed25519")
@@ -529,9 +586,10 @@ def parse_manifest(data: bytes) -> SessionManifest:
     version = body.get("version")
     if isinstance(version, int) and not isinstance(version, bool) and version > MANIFEST_VERSION:
         raise ManifestError("unsupported", f"manifest version {version} is newer than this FaceLink reads ({MANIFEST_VERSION}); upgrade facelink")
-    b = _obj(body, "body", {"version", "generator", "receiver", "sessions", "video", "c2pa"})
-    if version != MANIFEST_VERSION:
-        raise _corrupt("body.version must be 1")
+    keys = {"version", "generator", "receiver", "sessions", "video", "c2pa"}
+    b = _obj(body, "body", keys | ({"content", "complete", "incomplete_reason"} if fversion >= 2 else set()))
+    if version != fversion:
+        raise _corrupt(f"body.version must be {fversion} in a {fmt} manifest")
     rcv = _obj(b["receiver"], "body.receiver", {"ed25519", "fingerprint", "name"})
     receiver = _hex(rcv["ed25519"], "body.receiver.ed25519", _HEX64)
     if receiver != key:
@@ -541,7 +599,16 @@ def parse_manifest(data: bytes) -> SessionManifest:
     sessions = b["sessions"]
     if not isinstance(sessions, list) or not 1 <= len(sessions) <= MAX_SESSIONS:
         raise _corrupt(f"body.sessions must list 1 to {MAX_SESSIONS} sessions")
-    parsed = tuple(_session(s, i) for i, s in enumerate(sessions))
+    parsed = tuple(_session(s, i, fversion) for i, s in enumerate(sessions))
+    content = complete = why = None
+    if fversion >= 2:
+        content = _content(b["content"])
+        complete = _bool(b["complete"], "body.complete")
+        why = _str(b["incomplete_reason"], "body.incomplete_reason", nullable=True)
+        if complete == (why is not None):
+            raise _corrupt("body.incomplete_reason must be given exactly when the recording is not complete")
+        if content.frames != sum(s.frames for s in parsed):
+            raise _corrupt("body.content does not cover the sessions' frames")
     video_sha = video_bytes = video_name = None
     if b["video"] is not None:
         v = _obj(b["video"], "body.video", {"sha256", "bytes", "name"})
@@ -564,4 +631,8 @@ def parse_manifest(data: bytes) -> SessionManifest:
         c2pa_ca_sha256=ca,
         generator=_str(b["generator"], "body.generator", maxlen=128),  # type: ignore[arg-type]
         signature=value,  # type: ignore[arg-type]
+        content=content,
+        complete=complete,
+        incomplete_reason=why,
+        version=fversion,
     )

@@ -66,6 +66,8 @@ class Recorded:
             "sessions": [s.session_id.hex() for s in self.manifest.sessions],
             "c2pa": self.c2pa,
             "c2pa_skipped": self.c2pa_skipped,
+            "complete": self.manifest.complete,
+            "incomplete_reason": self.manifest.incomplete_reason,
         }
 
 
@@ -103,30 +105,50 @@ def write_provenance(
     """
     from ..security._local import LOCAL_KEY_NAME
 
+    from dataclasses import replace
+
     records = log.records
     if not records:
         return None
+    content = log.content.fingerprint()
+    if content is None or content.frames != sum(r.frames for r in records):
+        raise ValueError("the recording log has no content fingerprint for every frame (RecordingLog.frame(..., image=))")
     path = Path(video)
     name = name or path.name
     sessions = []
+    missing_end, unsigned = [], []
     for rec in records:
         sender_name = trusted = None
+        end = rec.end_verified
         if summary is not None and summary.session_id == rec.session_id.hex():
             sender_name, trusted = summary.signer_name, summary.trusted
-        sessions.append(session_entry(rec, sender_name=sender_name, sender_trusted=trusted))
+            end = end or bool(summary.end_verified)
+        entry = session_entry(rec, sender_name=sender_name, sender_trusted=trusted)
+        entry = replace(entry, end_verified=end and entry.sender is not None)  # an unsigned End verifies nothing
+        sessions.append(entry)
+        if entry.sender is None:
+            unsigned.append(entry.session_id.hex()[:8])
+        elif not end:
+            missing_end.append(entry.session_id.hex()[:8])
+    reasons = [log.interrupted] if log.interrupted else []
+    if unsigned:
+        reasons.append(f"session {', '.join(unsigned)} unsigned: nothing in it was verified")
+    if missing_end:
+        reasons.append(f"End packet not verified for session {', '.join(missing_end)}")
     base = SessionManifest(
         receiver=identity.public.ed25519,
         receiver_name=identity.name,
         sessions=tuple(sessions),
         generator=f"facelink {__version__}",
+        content=content,
+        complete=not reasons,
+        incomplete_reason="; ".join(reasons)[:300] if reasons else None,
     )
     embedded, skipped = False, None
     if c2pa:
         auto = identity.name == LOCAL_KEY_NAME if auto_certificate is None else auto_certificate
         embedded, skipped, base = _try_c2pa(path, name, base, identity, key_dir, auto)
     digest, size = file_sha256(path)
-    from dataclasses import replace
-
     final = replace(base, video_sha256=digest, video_bytes=size, video_name=name)
     data = sign_manifest(final, identity)
     out = Path(manifest_path) if manifest_path is not None else sidecar_path(path)
@@ -188,12 +210,20 @@ def check_provenance(
     *,
     manifest_path: str | os.PathLike[str] | None = None,
     use_c2pa: bool = True,
+    grids=None,
 ) -> dict:
     """The provenance fields of ``facelink verify --json`` for ``video``.
 
     ``mark``: the watermark detection's ``as_dict()`` (``session``, ``receiver``,
-    ``payload_bits_ok``); ``trust``: the trust store to judge keys by (None: no trust
-    available, so ``signature_valid`` is at best null).
+    ``payload_bits_ok``, ``first_frame_index``); ``trust``: the trust store to judge keys
+    by (None: no trust available, so ``signature_valid`` is at best null); ``grids``: the
+    content grids of *every* frame of the video (:func:`~facelink.provenance.frame_grid`),
+    compared with the manifest's signed fingerprint when the file is not the exact one
+    the receiver signed (None: not compared, so only the exact file can be valid).
+
+    A manifest applies to the video only when its content does: the exact file (SHA-256,
+    or C2PA's hard binding), or frames matching the signed content fingerprint within
+    tolerance.  The watermark's payload alone never suffices: anyone can stamp it.
     """
     from ._c2pa import read_c2pa
 
@@ -201,14 +231,23 @@ def check_provenance(
         "manifest": None,
         "manifest_status": "absent",
         "manifest_error": None,
+        "manifest_version": None,
         "manifest_receiver": None,
         "manifest_session": None,
         "manifest_describes_file": None,
         "manifest_matches_mark": None,
+        "content_match": None,
+        "content": None,
+        "copy": None,
+        "partial": None,
+        "incomplete_reason": None,
         "sender": None,
+        "sender_signed": None,
+        "sender_trusted_by_receiver": None,
         "sender_trusted": None,
         "receiver_trusted": None,
         "signature_valid": None,
+        "verdict": "none",
         "c2pa": None,
         "provenance": "",
     }
@@ -239,6 +278,7 @@ def check_provenance(
             out["provenance"] = f"no provenance manifest ({side.name} absent" + (", no FaceLink C2PA manifest)" if use_c2pa else ")")
             return out
         out["signature_valid"] = False
+        out["verdict"] = "invalid"
         if out["manifest_status"] == "absent":
             out["manifest_status"] = rep.manifest_status or "bad_signature"  # type: ignore[union-attr]
             out["manifest_error"] = rep.reason  # type: ignore[union-attr]
@@ -247,7 +287,8 @@ def check_provenance(
         return out
 
     out["manifest_receiver"] = manifest.receiver_fingerprint
-    # does it describe this very file?
+    out["manifest_version"] = manifest.version
+    # 1. does it describe this very file?
     if source == "sidecar" and manifest.video_sha256 is not None:
         try:
             digest, size = file_sha256(video)
@@ -256,17 +297,36 @@ def check_provenance(
             out["manifest_describes_file"] = False
     elif source == "c2pa":
         out["manifest_describes_file"] = bool(rep and rep.valid)  # C2PA's hard binding covers the file
-    # does it agree with the watermark?
-    session = None
+    # 2. the watermark's payload (informative; it can be stamped by anyone)
+    mark_session = None
     if mark.get("payload_bits_ok") and mark.get("session") and mark.get("receiver"):
-        session = manifest.session_by_tag(mark["session"])
-        out["manifest_matches_mark"] = session is not None and manifest.receiver_fingerprint.startswith(mark["receiver"])
-    if session is None and out["manifest_describes_file"]:
-        session = manifest.sessions[0]
+        mark_session = manifest.session_by_tag(mark["session"])
+        out["manifest_matches_mark"] = mark_session is not None and manifest.receiver_fingerprint.startswith(mark["receiver"])
+    # 3. otherwise: do the pixels match what the receiver signed?
+    match = None
+    if out["manifest_describes_file"]:
+        out["copy"] = "exact"
+    elif manifest.content is not None and grids is not None:
+        from ._content import match_content
+
+        hints = _offset_hints(mark, manifest.content.frames)
+        match = match_content(manifest.content, grids, hints=hints)
+        out["content"] = match.as_dict()
+        out["content_match"] = match.matched
+        if match.matched:
+            out["copy"] = "re-encoded" if match.whole else "re-encoded excerpt"
+    applies = bool(out["manifest_describes_file"]) or (match is not None and match.matched)
+    # the sessions the video shows (all of them for a whole copy)
+    covered = _covered_sessions(manifest, match) if applies else ()
+    session = mark_session if (mark_session is not None and mark_session in covered) else (covered[0] if covered else None)
     if session is not None:
         out["manifest_session"] = session.session_id.hex()
         out["sender"] = session.sender_fingerprint
-    applies = bool(out["manifest_describes_file"]) or out["manifest_matches_mark"] is True
+        out["sender_signed"] = session.sender is not None
+        out["sender_trusted_by_receiver"] = session.sender_trusted
+    if applies and manifest.complete is not None:
+        out["partial"] = not manifest.complete
+        out["incomplete_reason"] = manifest.incomplete_reason
     if trust is not None:
         out["receiver_trusted"] = trust.lookup(manifest.receiver) is not None
         if session is not None and session.sender is not None:
@@ -275,31 +335,81 @@ def check_provenance(
     who = f"receiver {manifest.receiver_fingerprint}"
     if not applies:
         out["signature_valid"] = False
-        if out["manifest_matches_mark"] is False:
-            out["provenance"] = (
-                f"manifest signed by {who} is of another session or receiver than the watermark "
-                f"(mark: session {mark.get('session')}, receiver {mark.get('receiver')}); it does not describe this video"
-            )
+        out["verdict"] = "invalid"
+        if manifest.content is None:
+            what = "a v1 manifest (no content fingerprint) applies only to the exact file it names, and this is not that file"
+        elif grids is None:
+            what = "it does not describe this file and the content was not compared"
         else:
-            out["provenance"] = f"manifest signed by {who} does not describe this file (other file, re-encoded or cut) and no watermark payload confirms it"
+            what = f"the video's content does not match the content it signed ({match.reason})"  # type: ignore[union-attr]
+        if out["manifest_matches_mark"]:
+            what += "; the watermark names its session, but anyone can stamp that"
+        out["provenance"] = f"manifest signed by {who} does not describe this video: {what}"
         return out
+    problems = []
+    if out["manifest_matches_mark"] is False:
+        problems.append(f"the watermark names another session or receiver (session {mark.get('session')}, receiver {mark.get('receiver')})")
+    for s in covered:
+        if s.sender is None:
+            problems.append(f"session {s.session_id.hex()[:8]} was an UNSIGNED stream (decoded with --insecure): no sender vouched for it")
+        elif s.sender_trusted is False:
+            problems.append(f"sender {s.sender_fingerprint} was NOT trusted by the receiver (decoded with --insecure)")
+        elif trust is not None and trust.is_revoked(s.sender):
+            problems.append(f"sender {s.sender_fingerprint} is REVOKED")
     if trust is None:
-        out["signature_valid"] = None
         trust_note = "no trust directory to judge the receiver key by"
+        valid = None
     elif trust.is_revoked(manifest.receiver):
-        out["signature_valid"] = False
-        trust_note = f"{who} is REVOKED"
+        trust_note, valid = f"{who} is REVOKED", False
     elif out["receiver_trusted"]:
-        out["signature_valid"] = True
-        trust_note = f"{who} is trusted"
+        trust_note, valid = f"{who} is trusted", True
     else:
-        out["signature_valid"] = False
-        trust_note = f"{who} is not trusted"
-    if out["manifest_describes_file"]:
+        trust_note, valid = f"{who} is not trusted", False
+    if problems:
+        valid = False
+    out["signature_valid"] = valid
+    if out["copy"] == "exact":
         what = "describes this exact file" + (" (C2PA hard binding)" if source == "c2pa" else "")
     else:
-        what = "does not describe this file (re-encoded or cut), but the watermark's session and receiver match it"
-    out["provenance"] = f"manifest signature valid, {what}; {trust_note}"
-    if trust is not None and session is not None and session.sender is not None and trust.is_revoked(session.sender):
-        out["provenance"] += f"; sender {fingerprint(session.sender)} is REVOKED"
+        c = match.as_dict()  # type: ignore[union-attr]
+        span = "the whole recording" if match.whole else f"frames {match.offset}-{match.offset + match.frames - 1} of {match.recording_frames} (an excerpt)"  # type: ignore[union-attr]
+        if match.edge_frames:  # type: ignore[union-attr]
+            span += f", {match.edge_frames} frames at its cut edges checked coarsely"  # type: ignore[union-attr]
+        what = (
+            f"re-encoded copy: content matches {span} within tolerance "
+            f"(worst segment RMS {c['worst_rms']}, max {c['worst_max']} grey levels; {c['segments_checked']} segments)"
+        )
+    partial = ""
+    if out["partial"]:
+        partial = f"; PARTIAL recording: {manifest.incomplete_reason}"
+    elif manifest.complete is None:
+        partial = "; v1 manifest: completeness not recorded"
+    out["provenance"] = f"manifest signature valid, {what}{partial}; {trust_note}" + "".join(f"; {p}" for p in problems)
+    if valid is False:
+        out["verdict"] = "invalid"
+    elif out["partial"]:
+        out["verdict"] = "partial"
+    else:
+        out["verdict"] = "valid" if valid else "unverified"
     return out
+
+
+def _offset_hints(mark: dict, frames: int) -> tuple[int, ...]:
+    """Recording frame indices of the video's first frame consistent with the watermark's counter."""
+    first = mark.get("first_frame_index")
+    if not isinstance(first, int) or first < 0:
+        return ()
+    return tuple(range(first, frames, 16384))
+
+
+def _covered_sessions(manifest: SessionManifest, match) -> tuple:
+    """The manifest sessions whose frames the video shows (in output order; all for an exact or whole copy)."""
+    if match is None or match.whole:
+        return manifest.sessions
+    lo, hi = match.offset, match.offset + match.frames
+    out, start = [], 0
+    for s in manifest.sessions:
+        if start < hi and lo < start + s.frames:
+            out.append(s)
+        start += s.frames
+    return tuple(out) or manifest.sessions[:1]

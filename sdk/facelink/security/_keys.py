@@ -306,9 +306,25 @@ def check_private_permissions(path: Path) -> None:
         raise InputError(f"{path}: private key permissions {mode:04o} are too open; run `chmod 600 {path}`")
 
 
+def _is_public_key_file(p: Path) -> bool:
+    """A ``.pub`` file given where the secret key is needed (it is world-readable by design)."""
+    try:
+        if not p.is_file():
+            return False
+        with open(p, "rb") as f:
+            head = f.read(MAX_KEY_FILE + 1)
+    except OSError:
+        return False
+    return any(line.strip() == b"format: facelink-pub-v1" for line in head.splitlines())
+
+
 def load_identity(path: str | os.PathLike[str]) -> Identity:
-    """Load ``NAME.key``; refuses files readable or writable by group/others."""
+    """Load ``NAME.key``; refuses files readable or writable by group/others, and public key files."""
     p = Path(path)
+    if _is_public_key_file(p):
+        secret = p.with_suffix(".key") if p.suffix == ".pub" else None
+        hint = f" (probably {secret})" if secret is not None else ""
+        raise InputError(f"{p}: this is a public key; signing needs the secret identity key NAME.key{hint}")
     check_private_permissions(p)
     return parse_identity(_read_small(p, "identity key"), str(p))
 

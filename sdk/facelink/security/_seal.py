@@ -915,6 +915,14 @@ def iter_verified(
     If ``summary`` is a list, the final :class:`VerifySummary` is appended to it.
     """
     v = StreamVerifier(trust, insecure=insecure, from_start=True)
+    try:
+        yield from _verified(v, packets)
+    finally:  # also when the stream was cut short or refused: the summary says how far it got
+        if summary is not None:
+            summary.append(v.summary())
+
+
+def _verified(v: StreamVerifier, packets: Iterable[bytes]) -> Iterator[bytes]:
     held: list[bytes] = []
     held_bytes = 0
     for data in packets:
@@ -942,8 +950,6 @@ def iter_verified(
         if len(held) > MAX_SPAN_PACKETS or held_bytes > MAX_SPAN_BYTES:
             raise VerificationError(f"packet {verdict.index}: too many packets without a seal (not a conforming sender)")
     v.finish()
-    if summary is not None:
-        summary.append(v.summary())
     if v.header is None:
         raise VerificationError("stream holds no session header")
     if not v.signed:

@@ -13,7 +13,7 @@ Design and guarantees: ``docs/security.md``.
 from __future__ import annotations
 
 from ._control import CONTROL_MAGIC, ControlMessage, ControlType
-from ._link import LinkOptions, check_endpoint
+from ._link import MAX_MESSAGE_SIZE, MAX_PACKET_SIZE, LinkOptions, check_endpoint
 from ._loopback import LoopbackLink, LoopbackReport
 from ._receiver import (
     Delivery,
@@ -28,6 +28,8 @@ from ._sender import Sender, SenderStats, make_codec
 
 __all__ = [
     "CONTROL_MAGIC",
+    "MAX_MESSAGE_SIZE",
+    "MAX_PACKET_SIZE",
     "ControlMessage",
     "ControlType",
     "Delivery",

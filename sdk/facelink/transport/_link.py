@@ -15,9 +15,19 @@ from collections.abc import Callable
 
 import zmq
 
+from ..bitstream import MAX_CHUNK_DATA
 from ..errors import InputError
 
-__all__ = ["LinkOptions", "check_endpoint", "receiver_socket", "sender_socket"]
+__all__ = ["MAX_MESSAGE_SIZE", "MAX_PACKET_SIZE", "LinkOptions", "check_endpoint", "receiver_socket", "sender_socket"]
+
+#: the largest packet a conforming sender emits (docs/bitstream.md): a REFERENCE_CHUNK, 16 bytes
+#: of header, digest prefix, index and count, then at most MAX_CHUNK_DATA (65000) bytes.  The
+#: others are far smaller: a session header with the assigned extensions <= 294 bytes, a frame
+#: <= 541, a seal <= 80, a control message 5.
+MAX_PACKET_SIZE = 16 + MAX_CHUNK_DATA
+#: ZMQ_MAXMSGSIZE of every FaceLink socket (one packet per message): 64 KiB.  A peer that sends a
+#: larger message is disconnected by ZeroMQ before the message is allocated.
+MAX_MESSAGE_SIZE = 1 << 16
 
 #: the ZAP domain a FaceLink receiver authenticates in
 ZAP_DOMAIN = "facelink"
@@ -61,6 +71,7 @@ def check_endpoint(endpoint: str, *, bind: bool) -> str:
 def _common(sock: zmq.Socket) -> None:
     o = LinkOptions
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_SIZE)
     sock.setsockopt(zmq.SNDHWM, o.send_hwm)
     sock.setsockopt(zmq.RCVHWM, o.recv_hwm)
     sock.setsockopt(zmq.HEARTBEAT_IVL, o.heartbeat_ivl_ms)

@@ -8,9 +8,17 @@ messages between the socket and the core.
 
 Policy: one session is *active* at a time.  A new session (another session id)
 takes over when the active one has ended, has been silent for ``idle_switch``
-seconds, or comes from the same signer (the sender restarted).  Everything that
-arrives is verified and decoded -- keypoint packets are tiny -- so "newest frame
-wins" is the caller's business when it renders (see ``facelink receive``).
+seconds, or comes from the same signer and is not older (the sender restarted).
+Everything that arrives is verified and decoded -- keypoint packets are tiny -- so
+"newest frame wins" is the caller's business when it renders (see ``facelink receive``).
+
+Isolation: a refusal concerns one connection only (it is recorded in ``refusals`` and
+that connection's packets are dropped).  A session this receiver has retired (ended
+and replaced, or replaced by a newer one) cannot come back: a connection presenting it
+is refused as a replay.  A second connection joining the active session is decoded only
+after its first accepted seal, whose counter must be above every seal already accepted
+for that session on any connection: a replayed copy of the running session is refused
+before any of its frames reach the decoder.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from ..security import (
     Identity,
     PacketVerdict,
     PublicIdentity,
+    SealStatus,
     SpanVerdict,
     StreamVerifier,
     TrustStore,
@@ -50,6 +59,8 @@ MAX_LINKS = 16
 MAX_SESSION_LINKS = 8
 #: refusal messages and finished-session summaries kept
 MAX_HISTORY = 64
+#: session ids remembered as retired (a connection presenting one again is a replay)
+MAX_SEEN_SESSIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,8 @@ class _Link:
     refused: str | None = None
     packets: int = 0
     last_sync_req: float = -1e9
+    #: joined an already running session: not decoded until its first accepted seal continues it
+    probation: bool = False
 
 
 @dataclass
@@ -165,6 +178,8 @@ class _Session:
     cached: bool = False
     last_ref_req: float = -1e9
     last_key_req: float = -1e9
+    top_counter: int = -1  # highest seal counter accepted for this session, on any connection
+    top_peer: bytes | None = None
 
 
 class ReceiverCore:
@@ -208,6 +223,9 @@ class ReceiverCore:
             0,
         )
         self.refusals: list[str] = []
+        #: every refusal so far (``refusals`` keeps the last MAX_HISTORY messages)
+        self.refused = 0
+        self._seen: dict[bytes, None] = {}  # retired session ids, oldest first
 
     # -- public -------------------------------------------------------------------------
 
@@ -250,9 +268,26 @@ class ReceiverCore:
             c["sync_requests"] += 1
             requests.append((peer, bytes(ControlMessage(ControlType.SYNC_REQUEST))))
         s = self.session
+        if s is not None and link.session_id == s.session_id and verdict.kind is bs.PacketType.SEAL and verdict.seal is SealStatus.ACCEPTED:
+            try:
+                counter = bs.Seal.parse(data).counter
+            except InvalidPacket:  # cannot happen for an accepted seal; refuse rather than guess
+                counter = -1
+            if counter <= s.top_counter and link.peer != s.top_peer:
+                self._refuse(
+                    link,
+                    f"a connection replayed seal {counter} of session {s.session_id.hex()[:16]}, already accepted "
+                    "from another connection; that connection is refused",
+                )
+                return FeedResult(Delivery(peer, data, verdict, None, None), tuple(requests), verdict.spans)
+            if counter > s.top_counter:
+                s.top_counter, s.top_peer = counter, link.peer
+            link.probation = False
         frame = None
         latency = None
-        if s is not None and link.session_id == s.session_id and not verdict.note:
+        if s is not None and link.session_id == s.session_id and link.probation:
+            c["ignored_packets"] += 1
+        elif s is not None and link.session_id == s.session_id and not verdict.note:
             s.last = now
             frame = self._decode(s, link, data, now, requests)
             if frame is not None and wall is not None and frame.time == frame.time:  # not NaN
@@ -309,8 +344,14 @@ class ReceiverCore:
 
     def _refuse(self, link: _Link, message: str) -> None:
         link.refused = message
+        self.refused += 1
         self.refusals.append(message)
         del self.refusals[:-MAX_HISTORY]
+
+    def _retire(self, session_id: bytes) -> None:
+        self._seen[session_id] = None
+        while len(self._seen) > MAX_SEEN_SESSIONS:
+            del self._seen[next(iter(self._seen))]
 
     def _attach(self, link: _Link, now: float, requests: list[tuple[bytes, bytes]]) -> None:
         v = link.verifier
@@ -326,16 +367,23 @@ class ReceiverCore:
         if hdr.reference_size > MAX_REFERENCE_BYTES:
             self._refuse(link, f"session reference is {hdr.reference_size} bytes (limit {MAX_REFERENCE_BYTES}); refused")
             return
-        link.session_id = hdr.session_id
         s = self.session
+        if hdr.session_id in self._seen and (s is None or s.session_id != hdr.session_id):
+            self._refuse(link, f"session {hdr.session_id.hex()[:16]} was already retired by this receiver: a replayed session; refused")
+            return
+        link.session_id = hdr.session_id
         if s is not None and s.session_id == hdr.session_id:
+            link.probation = True  # until its first accepted seal shows it continues the session
             s.links.append(link)
             if len(s.links) > MAX_SESSION_LINKS:
                 old = s.links.pop(0)
                 old.verifier.finish()
                 s.folded = merge_summaries([x for x in (s.folded, old.verifier.summary()) if x is not None])
             return
-        if s is not None and not (s.ended or now - s.last >= self.idle_switch or s.signer == v.signer_key):
+        restarted = s is not None and s.signer == v.signer_key and hdr.created_us >= s.header.created_us
+        if s is not None and not (s.ended or now - s.last >= self.idle_switch or restarted):
+            if s.signer == v.signer_key:  # an older session of the same signer while a newer one runs: a replay
+                self._refuse(link, f"session {hdr.session_id.hex()[:16]} is older than the running session of the same sender: a replay; refused")
             return  # another session is active: this one waits (its packets are counted as ignored)
         decoder = StreamDecoder(basis=self.basis)
         try:
@@ -344,6 +392,7 @@ class ReceiverCore:
             self._refuse(link, f"session header unusable: {e}")
             return
         if s is not None:
+            self._retire(s.session_id)
             for lk in s.links:
                 lk.verifier.finish()
             merged = _session_summary(s)
