@@ -41,7 +41,8 @@ def register(sub) -> None:
     p.add_argument(
         "--every-frame",
         action="store_true",
-        help="render every received frame (a complete recording) instead of only the newest (lowest latency)",
+        help="also on a display or stream output, render every received frame instead of only the newest (lowest latency); "
+        "a file recording always keeps every frame",
     )
     p.add_argument("--insecure", action="store_true", help="accept unsigned streams and untrusted or revoked signers (flagged)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default: run until the session ends)")
@@ -197,7 +198,8 @@ def run(args) -> int:
                 hdr = dec.header
                 if renderer is not None and hdr is not None:
                     renderer.prepare(dec)
-                    todo = frames if args.every_frame else frames[-1:]  # newest frame wins
+                    # a recording is a record: every frame that arrived; a display shows the newest
+                    todo = frames if args.every_frame or output.is_file else frames[-1:]
                     stale += len(frames) - len(todo)
                     fps = Fraction(hdr.fps_num, hdr.fps_den)
                     for d in todo:

@@ -31,14 +31,17 @@ def add_transport_arguments(p, *, sender: bool) -> None:
 
 
 class StatusLine:
-    """One status line on stderr, updated in place (only on a terminal, or with FACELINK_PROGRESS=1)."""
+    """One status line on stderr: on a terminal (or with FACELINK_PROGRESS=1) updated in place
+    every ``every`` s; otherwise (a log, a service) one plain line every ``plain_every`` s."""
 
-    def __init__(self, enabled: bool | None = None, every: float = 0.5) -> None:
+    def __init__(self, enabled: bool | None = None, every: float = 0.5, plain_every: float = 5.0) -> None:
+        tty = sys.stderr.isatty() or os.environ.get("FACELINK_PROGRESS") == "1"
         if enabled is None:
-            enabled = sys.stderr.isatty() or os.environ.get("FACELINK_PROGRESS") == "1"
+            enabled = True
         self.enabled = enabled
-        self.every = every
-        self._last = 0.0
+        self.inplace = tty
+        self.every = every if tty else plain_every
+        self._last = time.monotonic() if not tty else 0.0
         self._shown = False
 
     def due(self) -> bool:
@@ -48,6 +51,10 @@ class StatusLine:
         if not self.enabled:
             return
         self._last = time.monotonic()
+        if not self.inplace:
+            sys.stderr.write(f"facelink: {text}\n")
+            sys.stderr.flush()
+            return
         self._shown = True
         sys.stderr.write("\r" + text[:150].ljust(100))
         sys.stderr.flush()
