@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..keypoints import default_basis, similarity_fit
-from ._atlas import Atlas, eye_atlas, mouth_atlas
+from ._atlas import Atlas, MouthAtlas, eye_atlas, mouth_atlas, mouth_vertex_v
 from ._mesh import (
     FACE_OVAL,
     LABEL_EYE_LEFT,
@@ -204,7 +204,7 @@ class Generator:
         # warp source: the edge-padded region, then the atlases in a row below it
         pad = max(8, int(np.ceil(0.25 * max(rw, rh))))
         region = np.pad(img[sy0:sy1, sx0:sx1].astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        atlases: list[Atlas] = [
+        atlases: list[Atlas | MouthAtlas] = [
             mouth_atlas(img, ref, canon, s0, mesh.triangles[mesh.labels == LABEL_MOUTH]),
             eye_atlas(img, ref, RIGHT_EYE),
             eye_atlas(img, ref, LEFT_EYE),
@@ -233,7 +233,12 @@ class Generator:
 
         # atlas maps: atlas pixel = (coord - origin) * scale + placement, clamped into the atlas
         self._atlas_maps = []
+        self._mouth_atlas = atlases[0]
+        self._mouth_at = np.array(placed[0], np.float64)
         for a, (px, py) in zip(atlases, placed):
+            if isinstance(a, MouthAtlas):
+                self._atlas_maps.append(None)
+                continue
             ah, aw = a.rgb.shape[:2]
             self._atlas_maps.append(
                 (np.array(a.origin), a.scale, np.array([px, py], np.float64), np.array([px + aw - 1, py + ah - 1], np.float64))
@@ -244,6 +249,7 @@ class Generator:
         labels = mesh.labels
         self._tris = tris
         self._mouth = np.flatnonzero(labels == LABEL_MOUTH)
+        self._mouth_v = mouth_vertex_v(mesh.n_vertices)[tris[self._mouth]]  # (M, 3) lip-relative v
         self._eye_r = np.flatnonzero(labels == LABEL_EYE_RIGHT)
         self._eye_l = np.flatnonzero(labels == LABEL_EYE_LEFT)
         level = np.concatenate([np.zeros(self._ring0), mesh.ring_level.astype(np.float64)])
@@ -349,7 +355,10 @@ class Generator:
         sd, rd, td = s1 * s0, r1 @ r0, s1 * (r1 @ t0) + t1
         tm = tv[self._mouth]
         canon = ((tm - td) @ rd) / sd
-        attr[self._mouth] = self._atlas_coords(0, canon[:, :, :2])
+        lips = ((drv[[13, 14]] - td) @ rd) / sd  # inner lip centres, canonical
+        tile = self._mouth_atlas.tile_for(float(lips[1, 1] - lips[0, 1]))
+        ax, ay = self._mouth_atlas.pixel(canon[:, :, 0], self._mouth_v, tile)
+        attr[self._mouth] = self._to_grid(np.stack([ax, ay], axis=-1) + self._mouth_at)
         # eye interiors: the eyeball moves rigidly with the head; lids slide over it
         for k, idx in ((1, self._eye_r), (2, self._eye_l)):
             q = ((tv[idx] - t1) @ r1) / s1
