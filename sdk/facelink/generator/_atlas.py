@@ -229,9 +229,9 @@ def _mouth_tile(u: np.ndarray, v: np.ndarray, opening: float, lip: np.ndarray, t
     rgb = rgb * (1.0 - la[..., None]) + teeth[None, None] * (lshade * la)[..., None]
     # soft lip line: the last few rows before either lip (and the corners) ramp into the lip's
     # colour in shade; the ramp is a fixed share of the opening, at least ~1.5 px on a 256 face
-    edge = np.maximum(_smoothstep(0.1, 0.0, v), _smoothstep(0.9, 1.0, v))
+    edge = np.maximum(_smoothstep(0.1, 0.0, v), _smoothstep(0.85, 1.0, v))
     edge = np.maximum(edge, _smoothstep(0.85, 1.05, au))
-    rim = (lip * 0.55)[None, None]
+    rim = lip[None, None] * (0.45 + 0.35 * edge[..., None])  # the lip's colour in shade at the very edge
     rgb = rgb * (1.0 - edge[..., None]) + rim * edge[..., None]
     return rgb.astype(np.float32)
 

@@ -42,6 +42,7 @@ from ._mesh import (
     RIGHT_LIDS,
     load_mesh,
 )
+from ._plate import Plate, build_plate
 from ._raster import Rasterizer
 from ._refine import Refiner, refiner_inputs, resolve_refiner
 from ._warp import Warp
@@ -100,6 +101,19 @@ def _smooth_outline(points: np.ndarray) -> np.ndarray:
 def _smoothstep(e0: float, e1: float, x: float) -> float:
     t = min(max((x - e0) / (e1 - e0), 0.0), 1.0)
     return t * t * (3.0 - 2.0 * t)
+
+
+def _rigid_head_bands(rigidity: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Ring rigidities with a background plate: bands 2 and 3 follow the head like ring 1 in the
+    head's directions (hair and ears move as one piece; the plate shows what they uncover),
+    and keep their fade towards the neck and torso, which follow the neck smoothly."""
+    w = rigidity.astype(np.float64).copy()
+    ring1 = w[level == 1]
+    head = np.clip((ring1 - 0.55) / 0.45, 0.0, 1.0)
+    for lv in (2, 3):
+        sel = level == lv
+        w[sel] = w[sel] + (1.0 - w[sel]) * head
+    return w
 
 
 def _check_landmarks(name: str, landmarks: object) -> np.ndarray:
@@ -201,9 +215,17 @@ class Generator:
         self._box = self._rest
         rw, rh = sx1 - sx0, sy1 - sy0
 
+        # background plate: the head segmented off the region and inpainted behind (_plate.py);
+        # the warp source carries the head layer (colours + alpha), the plate shows under it
+        self._plate = self._build_plate(img, verts_ref, mesh, canon, self._region)
+        if self._plate.segmented:
+            self._ring_w = _rigid_head_bands(mesh.ring_rigidity, mesh.ring_level)[:, None]
+
         # warp source: the edge-padded region, then the atlases in a row below it
         pad = max(8, int(np.ceil(0.25 * max(rw, rh))))
-        region = np.pad(img[sy0:sy1, sx0:sx1].astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        a = self._plate.alpha[..., None]
+        layer = np.concatenate([self._plate.foreground * a, a], axis=-1)  # premultiplied
+        region = np.pad(layer, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
         atlases: list[Atlas | MouthAtlas] = [
             mouth_atlas(img, ref, canon, s0, mesh.triangles[mesh.labels == LABEL_MOUTH]),
             eye_atlas(img, ref, RIGHT_EYE),
@@ -218,13 +240,14 @@ class Generator:
             ax += a.rgb.shape[1] + 2 * apad
         src_h = ay + max(a.rgb.shape[0] for a in atlases) + apad
         src_w = max(region.shape[1], ax)
-        src = np.zeros((src_h, src_w, 3), np.float32)
+        src = np.zeros((src_h, src_w, 4), np.float32)
         src[: region.shape[0], : region.shape[1]] = region
         for a, (px, py) in zip(atlases, placed):
             ah, aw = a.rgb.shape[:2]
-            src[py - apad : py + ah + apad, px - apad : px + aw + apad] = np.pad(
+            src[py - apad : py + ah + apad, px - apad : px + aw + apad, :3] = np.pad(
                 a.rgb, ((apad, apad), (apad, apad), (0, 0)), mode="edge"
             )
+            src[py - apad : py + ah + apad, px - apad : px + aw + apad, 3] = 1.0  # atlases are head
         self._src_hw = (src_h, src_w)
         self._warp = Warp(np.ascontiguousarray(src.transpose(2, 0, 1)[None]), backend=backend)
         # pixel -> normalised grid coordinate (align_corners=1)
@@ -266,6 +289,8 @@ class Generator:
         self._atlas_top = float(self._to_grid(np.array([0.0, region.shape[0] - 0.5]))[1])
         model = resolve_refiner(refiner)
         self._refiner = Refiner(model, backend=backend) if model is not None else None
+        self._plates: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._plate_nchw = np.ascontiguousarray(self._plate.plate.transpose(2, 0, 1)[None])
         self._verts = verts_ref.copy()
         self._limit = 4.0 * max(w, h)
 
@@ -323,6 +348,33 @@ class Generator:
         x1 = int(np.clip(np.ceil(hi[0] / snap) * snap, x0 + 2, sx1))
         y1 = int(np.clip(np.ceil(hi[1] / snap) * snap, y0 + 2, sy1))
         return x0, y0, x1, y1
+
+    def _build_plate(self, img: np.ndarray, verts_ref: np.ndarray, mesh, canon: np.ndarray, region) -> Plate:
+        """Segment the head in the source region, inpaint behind it (see ``_plate.py``)."""
+        sx0, sy0, sx1, sy1 = region
+        level = np.concatenate([np.zeros(self._ring0), mesh.ring_level.astype(np.float64)])
+        lev = np.full((sy1 - sy0, sx1 - sx0, 1), np.nan, np.float32)
+        tris = mesh.triangles
+        Rasterizer().draw(verts_ref[tris, :2] - np.array([sx0, sy0], np.float64), np.zeros(tris.shape), level[tris][..., None], lev)
+        # canonical y of every region pixel (2-D inverse of the reference's pose): below the chin
+        s0, r0, t0 = self._pose0
+        ys = np.arange(sy0, sy1, dtype=np.float64)[:, None] - t0[1]
+        xs = np.arange(sx0, sx1, dtype=np.float64)[None, :] - t0[0]
+        r2 = r0[:2, :2] / max(float(np.linalg.det(r0[:2, :2])), 1e-6) ** 0.5
+        yc = (r2[0, 1] * xs + r2[1, 1] * ys) / s0
+        return build_plate(img[sy0:sy1, sx0:sx1], lev[..., 0], yc > canon[152, 1])
+
+    def _plate_under(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The plate under a face box, (1, 3, h, w) float32 (cached per box)."""
+        crop = self._plates.get(box)
+        if crop is None:
+            if len(self._plates) > 8:
+                self._plates.clear()
+            x0, y0, x1, y1 = box
+            sx0, sy0 = self._region[:2]
+            crop = self._plate_nchw[:, :, y0 - sy0 : y1 - sy0, x0 - sx0 : x1 - sx0]
+            crop = self._plates[box] = np.ascontiguousarray(crop)
+        return crop
 
     # ----------------------------------------------------------------------------------
     def flow(self, driving_landmarks: np.ndarray) -> np.ndarray:
@@ -470,7 +522,7 @@ class Generator:
         :func:`~facelink.generator._refine.refiner_inputs`).  :attr:`face_box` says where the
         box lies.  Used by :meth:`render` and by the refiner's training data."""
         grid = self.flow(driving_landmarks)
-        patch = self._warp(grid)[0]
+        patch = self._warp(grid, self._plate_under(self._box))[0]
         if not with_inputs:
             return patch, None
         x0, y0, x1, y1 = self._box
