@@ -170,6 +170,24 @@ def test_build_plate_without_background_keeps_the_reference():
     assert np.all(plate.alpha[level < 3.0] == 1.0)
 
 
+def test_face_filling_the_frame_falls_back_to_the_plain_warp():
+    """No background in the source region: nothing is segmented, the warp has no plate."""
+    lm = posed(170.0, (128.0, 128.0))
+    img = draw_face(256, 256, lm)
+    with Generator(img, lm) as gen:
+        assert not gen._plate.segmented and not gen._warp.plate
+        out = gen.render(lm)
+        moved = gen.render(posed(170.0, (134.0, 128.0)))
+    inner = mask_of(256, 256, lm[list(LIPS_INNER), :2])
+    grown = inner.copy()
+    for dy in range(-3, 4):
+        for dx in range(-3, 4):
+            grown |= np.roll(inner, (dy, dx), axis=(0, 1))
+    err = np.abs(out.astype(int) - img.astype(int)).max(axis=2)
+    assert err[~grown].max() <= 1, np.argwhere(err * ~grown > 1)[:5]
+    assert np.abs(moved.astype(int) - img.astype(int)).mean() > 1.0
+
+
 def test_build_plate_composite_is_the_reference():
     lm = posed(IOD, CENTRE)
     img = draw_face(256, 256, lm)

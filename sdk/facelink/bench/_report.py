@@ -35,6 +35,7 @@ _FORMATS = {
     "akd": "{:.2f}",
     "face_psnr": "{:.2f}",
     "face_ssim": "{:.4f}",
+    "mouth_ssim": "{:.4f}",
     "mkr": "{:.0%}",
 }
 

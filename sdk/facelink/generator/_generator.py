@@ -223,8 +223,12 @@ class Generator:
 
         # warp source: the edge-padded region, then the atlases in a row below it
         pad = max(8, int(np.ceil(0.25 * max(rw, rh))))
-        a = self._plate.alpha[..., None]
-        layer = np.concatenate([self._plate.foreground * a, a], axis=-1)  # premultiplied
+        if self._plate.segmented:
+            a = self._plate.alpha[..., None]
+            layer = np.concatenate([self._plate.foreground * a, a], axis=-1)  # premultiplied
+        else:  # nothing segmented: the background is the whole frame, the warp as without a plate
+            layer = img[sy0:sy1, sx0:sx1].astype(np.float32)
+        channels = layer.shape[2]
         region = np.pad(layer, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
         atlases: list[Atlas | MouthAtlas] = [
             mouth_atlas(img, ref, canon, s0, mesh.triangles[mesh.labels == LABEL_MOUTH]),
@@ -240,14 +244,15 @@ class Generator:
             ax += a.rgb.shape[1] + 2 * apad
         src_h = ay + max(a.rgb.shape[0] for a in atlases) + apad
         src_w = max(region.shape[1], ax)
-        src = np.zeros((src_h, src_w, 4), np.float32)
+        src = np.zeros((src_h, src_w, channels), np.float32)
         src[: region.shape[0], : region.shape[1]] = region
         for a, (px, py) in zip(atlases, placed):
             ah, aw = a.rgb.shape[:2]
             src[py - apad : py + ah + apad, px - apad : px + aw + apad, :3] = np.pad(
                 a.rgb, ((apad, apad), (apad, apad), (0, 0)), mode="edge"
             )
-            src[py - apad : py + ah + apad, px - apad : px + aw + apad, 3] = 1.0  # atlases are head
+            if channels == 4:
+                src[py - apad : py + ah + apad, px - apad : px + aw + apad, 3] = 1.0  # atlases are head
         self._src_hw = (src_h, src_w)
         self._warp = Warp(np.ascontiguousarray(src.transpose(2, 0, 1)[None]), backend=backend)
         # pixel -> normalised grid coordinate (align_corners=1)
@@ -290,7 +295,7 @@ class Generator:
         model = resolve_refiner(refiner)
         self._refiner = Refiner(model, backend=backend) if model is not None else None
         self._plates: dict[tuple[int, int, int, int], np.ndarray] = {}
-        self._plate_nchw = np.ascontiguousarray(self._plate.plate.transpose(2, 0, 1)[None])
+        self._plate_nchw = np.ascontiguousarray(self._plate.plate.transpose(2, 0, 1)[None]) if self._warp.plate else None
         self._verts = verts_ref.copy()
         self._limit = 4.0 * max(w, h)
 
@@ -522,7 +527,7 @@ class Generator:
         :func:`~facelink.generator._refine.refiner_inputs`).  :attr:`face_box` says where the
         box lies.  Used by :meth:`render` and by the refiner's training data."""
         grid = self.flow(driving_landmarks)
-        patch = self._warp(grid, self._plate_under(self._box))[0]
+        patch = (self._warp(grid, self._plate_under(self._box)) if self._warp.plate else self._warp(grid))[0]
         if not with_inputs:
             return patch, None
         x0, y0, x1, y1 = self._box
