@@ -150,6 +150,9 @@ CAVITY_LEVEL = 0.45
 LOWER_TEETH = 0.8
 LOWER_TEETH_HEIGHT = 0.1
 TEETH_GAIN = 1.6
+#: the reference's own interior is used where its lip gap exceeds this (canonical units) and it
+#: shows an interior (dark or teeth), fading in from half of it
+OWN_MIN_OPENING = 0.07
 #: rows of one tile per unit of v (upper lip 0 .. lower lip 1), and the margin rows around it
 _TILE_SPAN = 64
 _TILE_MARGIN = 3
@@ -189,6 +192,17 @@ def mouth_vertex_v(n_vertices: int) -> np.ndarray:
     v[list(LIPS_INNER_LOWER)] = 1.0
     v[[LIPS_INNER_UPPER[0], LIPS_INNER_UPPER[-1]]] = 0.5
     return v
+
+
+def _shows_interior(image: np.ndarray, interior: np.ndarray, lip: np.ndarray) -> bool:
+    """Whether the reference's lip gap shows a mouth interior (a dark cavity or bright teeth)
+    rather than lip skin pressed together."""
+    px = image[interior].reshape(-1, 3).astype(np.float32)
+    if len(px) < 6:
+        return False
+    lum = px @ _LUMA
+    lip_lum = float(lip @ _LUMA)
+    return bool(np.median(lum) < 0.8 * lip_lum or np.percentile(lum, 80) > 1.25 * lip_lum)
 
 
 def _mouth_tile(u: np.ndarray, v: np.ndarray, opening: float, lip: np.ndarray, teeth: np.ndarray) -> np.ndarray:
@@ -276,7 +290,7 @@ def mouth_atlas(image: np.ndarray, landmarks: np.ndarray, canon: np.ndarray, sca
     o_ref = float(canon[14, 1] - canon[13, 1])
     own = None
     openings = MOUTH_OPENINGS
-    if len(triangles) and o_ref >= 0.12:
+    if len(triangles) and o_ref >= OWN_MIN_OPENING and _shows_interior(image, interior, lip):
         y0 = float(canon[list(LIPS_INNER_UPPER), 1].min()) - 0.05
         hc = int(np.ceil((float(canon[list(LIPS_INNER_LOWER), 1].max()) + 0.05 - y0) * scale)) + 1
         corners = (canon[:, :2][triangles] - np.array([ox, y0])) * scale
@@ -287,7 +301,7 @@ def mouth_atlas(image: np.ndarray, landmarks: np.ndarray, canon: np.ndarray, sca
         alpha = np.where(np.isfinite(where[..., 0]) & (alpha == 0), 0.5, alpha)
         # only where the reference's mouth is really open (> ~2 px and a clear gap between the
         # lips): a nearly closed mouth's sliver is lip and shadow, not interior
-        alpha *= (_smoothstep(1.5, 3.0, profile * (scale / 2.0)) * _smoothstep(0.08, 0.14, profile))[None, :]
+        alpha *= (_smoothstep(1.5, 3.0, profile * (scale / 2.0)) * _smoothstep(0.5, 1.0, profile / OWN_MIN_OPENING))[None, :]
         canvas = np.zeros((hc, wa, 4), np.float32)
         ok = alpha > 0
         canvas[ok, :3] = sample_bilinear(image, where[ok][:, 0], where[ok][:, 1])

@@ -6,7 +6,10 @@ Per reference (once):
   * the source region: the bounding box of the whole mesh (out to the static ring) plus room to
     move, in the frame;
   * the warp source: the region (edge-padded) plus the mouth and eye atlases below it;
-  * per-corner source coordinates of every skin and ring triangle (they never change).
+  * per-corner source coordinates of every skin and ring triangle (they never change);
+  * the background plate (``_plate.py``): the head segmented and inpainted away; the source
+    then holds the head layer premultiplied with its alpha, and the warp blends it over the
+    plate (with no background found, the source is the plain region and nothing is blended).
 
 Per frame:
   * blink shaping: the upper lids brought down when Face Mesh's eye ratio says "closing";
