@@ -12,6 +12,8 @@ Computed once per reference, inside the generator's source region:
   outline) against *background* samples (the
   outer bands and beyond, above the chin line, where the torso cannot be) — and faded out
   between ring levels 3 and 3.8, so nothing beyond the moving bands is lifted off the plate.
+  Below the chin line the alpha is 1 out to the static ring: neck and torso follow the neck
+  band's fading motion as they did without a plate.
   With no background sample in the region (a face filling the frame), nothing is segmented:
   the alpha is 1 inside the static ring and the plate is the reference itself (the
   background is the whole frame).
@@ -185,7 +187,10 @@ def build_plate(region: np.ndarray, level: np.ndarray, below_chin: np.ndarray) -
     else:
         alpha = np.ones((h, w), np.float32)
     alpha = np.where(lev <= _HEAD_LEVEL, 1.0, alpha) * (1.0 - _smoothstep(FADE_LEVELS[0], FADE_LEVELS[1], lev))
-    alpha = np.where(inside & (alpha >= 0.02), alpha, 0.0).astype(np.float32)
+    alpha = np.where(inside & (alpha >= 0.02), alpha, 0.0)
+    # below the chin line the person is the neck and torso, which follow the neck band's fading
+    # motion out to the static ring exactly as without a plate: no colour test, no fade
+    alpha = np.where(below_chin & (lev < 4.5), 1.0, alpha).astype(np.float32)
     if not segmented:
         return Plate(alpha, img, img.copy(), False)
 
