@@ -3,17 +3,18 @@
 Computed once per reference, inside the generator's source region:
 
 * **Person alpha** (what moves with the head).  MediaPipe's selfie-segmentation graph is not
-  used yet: it needs operators FaceLink's TFLite converter does not have (a custom transposed
-  convolution among them), so this is the documented *geometric fallback*, refined by colour.
-  The mesh's ring levels give each pixel its distance from the face in ring units (0 inside the
-  face outline, 1 … 4 at the rings).  Up to level 1 (the face and the band to the rigid
-  ring: hair, ears) the alpha is 1, as that band always moved rigidly; beyond, up to the static ring, a pixel is classified
-  by colour — nearest of a few hundred *person* samples (face, and the band just outside the
-  outline) against *background* samples (the
-  outer bands and beyond, above the chin line, where the torso cannot be) — and faded out
-  between ring levels 3 and 3.8, so nothing beyond the moving bands is lifted off the plate.
-  Below the chin line the alpha is 1 out to the static ring: neck and torso follow the neck
-  band's fading motion as they did without a plate.
+  used yet (its operators have not been checked against FaceLink's TFLite converter; it is
+  expected to need a custom transposed convolution the converter lacks), so this is the
+  documented *geometric fallback*, refined by colour.
+  The mesh's ring levels give each pixel its distance from the face in ring units (0 inside
+  the face outline, 1 … 4 at the rings).  Up to level 1 (the face and the band to the rigid
+  ring: hair, ears) the alpha is 1, as that band always moved rigidly; beyond, up to the
+  static ring, a pixel is classified by colour — nearest of a few hundred *person* samples
+  (face, and the band just outside the outline) against *background* samples (the outer
+  bands and beyond, above the chin line, where the torso cannot be) — and faded out between
+  ring levels 3 and 3.8, so nothing beyond the moving bands is lifted off the plate.  Below
+  the chin line the alpha is 1 out to the static ring: neck and torso follow the neck band's
+  fading motion as they did without a plate.
   With no background sample in the region (a face filling the frame), nothing is segmented:
   the alpha is 1 inside the static ring and the plate is the reference itself (the
   background is the whole frame).
