@@ -107,7 +107,7 @@ def run_case(
                 tc.append(time.process_time() - c0)
                 grid = gen.flow(lm, c)
                 t2 = time.perf_counter()
-                gen._warp(grid)
+                (gen._warp(grid, gen._plate_under(gen.face_box)) if gen._warp.plate else gen._warp(grid))
                 t3 = time.perf_counter()
                 tr.append(t1 - t0)
                 tf.append(t2 - t1)

@@ -363,6 +363,15 @@ def test_cli_bench_codec_fast_on_a_face(face_models, face_clip, texture_clip, tm
             assert set(m["savings"]) <= {"low", "high"}
     sheet = Image.open(out / "contact" / f"{face['name']}.png")
     assert sheet.size[0] > 4 * 128 and sheet.size[1] > 128
+    # the contact sheet has rows at the widest mouth and the largest turn, and two re-posed
+    # (--pose -30,0,0 and 30,0,0) views of the headline FaceLink run
+    labels = list(face["sampled_frames"].values())
+    assert any(s.startswith("widest mouth") for s in labels) and any("largest turn" in s for s in labels)
+    assert face["free_view_frame"] is not None
+    n_rows = len(face["sampled_frames"]) + 2
+    tile = (sheet.size[0] - 4) // 4 - 4
+    assert sheet.size[1] >= 20 + n_rows * (tile + 16 + 4)
+    assert "mouth_ssim" in fl[0]["quality"]
     assert (out / "contact" / "overall.png").is_file()
     md = (out / "report.md").read_text()
     assert "## Bandwidth saving at equal quality" in md and "## BD-rate" in md and face["name"] in md

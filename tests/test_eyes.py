@@ -378,9 +378,9 @@ def test_lid_atlas_blends_from_the_reference_band_to_the_shut_lid(eye_face):
         # the warp source follows the eye: shut, then open again restores the reference band
         ys, xs = gen._lid_slots[0]
         gen.render(lm, EyeControls(np.zeros(2), np.zeros((2, 2))))
-        assert np.allclose(gen._warp.source[0, :, ys, xs].transpose(1, 2, 0), shut)
+        assert np.allclose(gen._warp.source[0, :3, ys, xs].transpose(1, 2, 0), shut)
         gen.render(lm, EyeControls.neutral())
-        assert np.array_equal(gen._warp.source[0, :, ys, xs].transpose(1, 2, 0), band.band)
+        assert np.array_equal(gen._warp.source[0, :3, ys, xs].transpose(1, 2, 0), band.band)
 
 
 # ------------------------------------------------------------------ the sender's reference frame

@@ -87,7 +87,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("akd", "AKD", "% IOD", False),
     Metric("face_psnr", "face PSNR", "dB", True),
     Metric("face_ssim", "face SSIM", "", True),
+    Metric("mouth_ssim", "open-mouth SSIM", "", True),
 )
+#: a true frame's mouth counts as open above this aspect ratio (inner-lip gap 13-14 over the
+#: corner distance 78-308); open-mouth SSIM is measured on the outer lips' box grown by 25 %
+OPEN_MOUTH_RATIO = 0.25
 _METRIC = {m.key: m for m in METRICS}
 
 
@@ -302,6 +306,23 @@ def _face_box(observations: Sequence, size: int) -> tuple[int, int, int, int] | 
     return int(x0), int(y0), int(x1), int(y1)
 
 
+def _open_mouth_box(lm: np.ndarray, h: int, w: int) -> tuple[int, int, int, int] | None:
+    """The mouth box of a frame whose mouth is open (aspect ratio > OPEN_MOUTH_RATIO), else None."""
+    from ..generator._mesh import LIPS_OUTER
+
+    width = float(np.linalg.norm(lm[78, :2] - lm[308, :2]))
+    if width < 1.0 or float(np.linalg.norm(lm[13, :2] - lm[14, :2])) / width <= OPEN_MOUTH_RATIO:
+        return None
+    p = lm[list(LIPS_OUTER), :2]
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    pad = 0.25 * (hi - lo)
+    x0, y0 = (max(int(v), 0) for v in np.floor(lo - pad))
+    x1, y1 = int(min(np.ceil(hi[0] + pad[0]), w)), int(min(np.ceil(hi[1] + pad[1]), h))
+    if x1 - x0 < 11 or y1 - y0 < 11:
+        return None
+    return x0, y0, x1, y1
+
+
 class Scorer:
     """Scores decoded versions of one clip's coded frames; the true side is prepared once."""
 
@@ -319,6 +340,13 @@ class Scorer:
         self.true_cues = cues.measure(self.truth, self.true_obs, self._iris) if self._iris is not None else None
         self._full = [StructuralReference(f) for f in self.truth]
         self._face = [StructuralReference(self._crop(f), multiscale=False) for f in self.truth] if face_box else None
+        # open-mouth frames of the truth (tracked), their mouth boxes and SSIM references
+        self._mouths: list[tuple[int, tuple[int, int, int, int], StructuralReference]] = []
+        for k, obs in enumerate(self.true_obs or []):
+            box = _open_mouth_box(obs.raw_landmarks, *self.truth[k].shape[:2]) if obs is not None else None
+            if box is not None:
+                x0, y0, x1, y1 = box
+                self._mouths.append((k, box, StructuralReference(self.truth[k][y0:y1, x0:x1], multiscale=False)))
 
     def _crop(self, img: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = self.face_box
@@ -346,7 +374,13 @@ class Scorer:
             "face_ssim": float(np.mean(fss)) if fss else None,
             "akd": None,
             "mkr": None,
+            "mouth_ssim": None,
         }
+        if self._mouths:
+            vals = []
+            for k, (x0, y0, x1, y1), ref in self._mouths:
+                vals.append(ref.compare(decoded[self.positions[k]][y0:y1, x0:x1])[0])
+            out["mouth_ssim"] = float(np.mean(vals))
         if self.true_obs is not None:
             out.update(self._akd(decoded))
         return out
@@ -399,6 +433,8 @@ class RunResult:
     timing: dict[str, float]
     params: dict
     samples: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    #: FaceLink only: the frame at ``VIEW_POSITION`` decoded with each of ``VIEW_POSES``
+    views: dict[tuple[float, float, float], np.ndarray] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict:
         return {
@@ -425,9 +461,12 @@ class ClipResult:
     face_box: tuple[int, int, int, int] | None
     facelink_note: str | None
     sample_positions: list[int]
-    #: labels of sampled frames chosen for what they show ("deepest blink", ...), by frame number
-    sample_labels: dict[int, str] = field(default_factory=dict)
     comparison: dict = field(default_factory=dict)
+    #: why a sampled position was chosen, for the contact sheet ("widest mouth", "largest turn",
+    #: "deepest blink", "largest glance", "widest eyes"), by coded position (0-based)
+    sample_labels: dict[int, str] = field(default_factory=dict)
+    #: the coded frame (0-based) the re-posed views show
+    view_position: int | None = None
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -444,6 +483,8 @@ class ClipResult:
             "coded_frames": len(c.frames) - 1,
             "duration_s": round((len(c.frames) - 1) / float(c.fps), 4),
             "face_box": list(fb) if fb else None,
+            "sampled_frames": {str(p): self.sample_labels.get(p - 1, "") for p in self.sample_positions},
+            "free_view_frame": self.view_position + 1 if self.view_position is not None else None,
             "face_area_fraction": round((fb[2] - fb[0]) * (fb[3] - fb[1]) / c.size**2, 4) if fb else None,
             "notes": list(c.notes),
             "facelink_skipped": self.facelink_note,
@@ -458,7 +499,8 @@ def _samples(frames: Sequence[np.ndarray], positions: Sequence[int]) -> dict[int
 
 
 def _run_facelink(
-    clip: PreparedClip, name: str, params: CodecParams, reference, true_obs, scorer: Scorer, backend: str, positions
+    clip: PreparedClip, name: str, params: CodecParams, reference, true_obs, scorer: Scorer, backend: str, positions,
+    view_position: int | None = None,
 ) -> RunResult:
     from ..io import Frame
     from ..receiver import FrameRenderer
@@ -469,16 +511,20 @@ def _run_facelink(
     rnd = FrameRenderer(backend=backend)
     out: list[np.ndarray] = []
     t0 = time.perf_counter()
-    for p in enc.start():
+    start = enc.start()
+    sent: list[bytes] = []
+    for p in start:
         rnd.push(p)
     for i in range(1, len(clip.frames)):
         pkt, _ = enc.push(Frame(clip.frames[i], clip.times[i], i))
+        sent.append(pkt)
         r = rnd.push(pkt)
         if r is None:
             raise RuntimeError("FaceLink receiver produced no frame for a frame packet")
         out.append(r.image)
     rnd.push(enc.end())
     wall = time.perf_counter() - t0
+    views = _views(start, sent[: view_position + 1], backend) if view_position is not None else {}
     s = enc.stats
     t1 = time.perf_counter()
     q = scorer.score(out)
@@ -487,8 +533,30 @@ def _run_facelink(
     return RunResult(
         "facelink", name, None, 8 * s.bytes / duration / 1000, s.bytes, s.reference_bytes, s.frames, s.key_frames, q,
         {"encode": s.timings["code"], "receive": max(wall - s.timings["code"] - s.timings["track"], 0.0), "generate": rnd.generate_seconds, "metrics": t2 - t1},
-        _params_dict(params), _samples(out, positions),
+        _params_dict(params), _samples(out, positions), views,
     )  # fmt: skip
+
+
+#: free-view re-posings shown on the contact sheet (yaw, pitch, roll in degrees)
+VIEW_POSES: tuple[tuple[float, float, float], ...] = ((-30.0, 0.0, 0.0), (30.0, 0.0, 0.0))
+
+
+def _views(start: Sequence[bytes], frames: Sequence[bytes], backend: str) -> dict[tuple[float, float, float], np.ndarray]:
+    """The last of ``frames`` decoded again with each of :data:`VIEW_POSES` (``--pose``)."""
+    from ..receiver import FrameRenderer
+
+    packets = list(start) + list(frames)
+    out = {}
+    for pose in VIEW_POSES:
+        rnd = FrameRenderer(backend=backend, pose_offset=pose)
+        last = None
+        for p in packets:
+            r = rnd.push(p)
+            if r is not None:
+                last = r.image
+        if last is not None:
+            out[pose] = last
+    return out
 
 
 def _run_peer(clip: PreparedClip, peer: PeerCodec, setting: PeerSetting, scorer: Scorer, positions) -> RunResult:
@@ -505,6 +573,36 @@ def _run_peer(clip: PreparedClip, peer: PeerCodec, setting: PeerSetting, scorer:
     )  # fmt: skip
 
 
+def _telling_frames(observations: Sequence) -> dict[int, str]:
+    """Coded positions worth a contact-sheet row: the widest mouth and the largest head turn
+    (rotation angle from the first tracked frame)."""
+    from ..keypoints import default_basis, similarity_fit
+
+    basis = default_basis()
+    best_mouth = best_turn = None
+    r0 = None
+    for k, obs in enumerate(observations):
+        if obs is None:
+            continue
+        lm = obs.raw_landmarks
+        width = float(np.linalg.norm(lm[78, :2] - lm[308, :2]))
+        ratio = float(np.linalg.norm(lm[13, :2] - lm[14, :2])) / max(width, 1e-6)
+        if best_mouth is None or ratio > best_mouth[0]:
+            best_mouth = (ratio, k)
+        r = similarity_fit(basis.mean, np.asarray(lm, np.float64), basis.weights)[1]
+        if r0 is None:
+            r0 = r
+        angle = float(np.degrees(np.arccos(np.clip((np.trace(r @ r0.T) - 1) / 2, -1, 1))))
+        if best_turn is None or angle > best_turn[0]:
+            best_turn = (angle, k)
+    out: dict[int, str] = {}
+    if best_turn is not None and best_turn[0] > 0:
+        out[best_turn[1]] = f"largest turn ({best_turn[0]:.0f} deg)"
+    if best_mouth is not None:
+        out[best_mouth[1]] = f"widest mouth ({best_mouth[0]:.2f})" + (f", {out[best_mouth[1]]}" if best_mouth[1] in out else "")
+    return out
+
+
 def run_clip(clip: PreparedClip, config: CodecBenchConfig, models, *, progress: Callable[[str], None] | None = None) -> ClipResult:
     """Every configured codec and rate point on one prepared clip."""
     t_start = time.perf_counter()
@@ -513,10 +611,15 @@ def run_clip(clip: PreparedClip, config: CodecBenchConfig, models, *, progress: 
     positions = sorted({min(n - 1, max(0, round(n * (k + 1) / (config.samples + 1)))) for k in range(config.samples)})
     true_obs = _track(clip.frames, clip.times, models) if models is not None else None
     face_box = _face_box(true_obs[1:], clip.size) if true_obs is not None else None
+    labels = _telling_frames(true_obs[1:]) if true_obs is not None else {}
+    positions = sorted(set(positions) | set(labels))
+    view_position = positions[len(positions) // 2] if positions else None
     scorer = Scorer(coded, clip.times[1:], every=config.every, face_box=face_box, models=models)
-    # besides evenly spaced frames, the contact sheet shows the eyes' telling moments
-    moments = {scorer.positions[k]: label for k, label in cues.eye_moments(scorer.true_cues).items()} if scorer.true_cues is not None else {}
-    positions = sorted(set(positions) | set(moments))
+    # ... and the eyes' telling moments
+    if scorer.true_cues is not None:
+        for k, label in cues.eye_moments(scorer.true_cues).items():
+            labels.setdefault(scorer.positions[k], label)
+    positions = sorted(set(positions) | set(labels))
     runs: list[RunResult] = []
     note: str | None = None
     reference = None
@@ -535,9 +638,12 @@ def run_clip(clip: PreparedClip, config: CodecBenchConfig, models, *, progress: 
             note = f"facelink.generator not importable ({e})"
         except FaceLinkError as e:
             note = f"no FaceLink run: {e}"
+    names = [n for n, _ in config.facelink]
+    headline = "medium" if "medium" in names else (names[len(names) // 2] if names else None)
     for name, params in config.facelink:
         if reference is not None:
-            runs.append(_run_facelink(clip, name, params, reference, true_obs, scorer, config.backend, positions))
+            vp = view_position if name == headline else None
+            runs.append(_run_facelink(clip, name, params, reference, true_obs, scorer, config.backend, positions, vp))
         if progress:
             progress(f"{clip.name} facelink {name}")
     for peer in config.peers:
@@ -545,7 +651,7 @@ def run_clip(clip: PreparedClip, config: CodecBenchConfig, models, *, progress: 
             runs.append(_run_peer(clip, peer, setting, scorer, positions))
             if progress:
                 progress(f"{clip.name} {peer.name} {setting.label}")
-    res = ClipResult(clip, runs, face_box, note, [p + 1 for p in positions], {p + 1: label for p, label in moments.items()})
+    res = ClipResult(clip, runs, face_box, note, [p + 1 for p in positions], sample_labels=labels, view_position=view_position)
     res.comparison = compare_runs([r.as_dict() for r in runs])
     res.seconds = time.perf_counter() - t_start
     return res

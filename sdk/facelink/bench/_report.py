@@ -35,6 +35,7 @@ _FORMATS = {
     "akd": "{:.2f}",
     "face_psnr": "{:.2f}",
     "face_ssim": "{:.4f}",
+    "mouth_ssim": "{:.4f}",
     "mkr": "{:.0%}",
 }
 
@@ -248,7 +249,9 @@ def codec_markdown(
     lines.append(
         "kbps = measured rate of the produced packets (FaceLink: every packet but the one-time reference; "
         "peers: every packet, first I-frame included), mean over clips (min–max). PSNR on RGB, SSIM and MS-SSIM "
-        "on luma; face = the same on the face box. AKD = landmark error of the tracker on the decoded vs the true "
+        "on luma; face = the same on the face box; open-mouth SSIM = luma SSIM on the mouth box (outer lips "
+        "+ 25 %) of frames whose true mouth is open (aspect ratio > 0.25), – when a clip has none. "
+        "AKD = landmark error of the tracker on the decoded vs the true "
         "frame, % of the inter-ocular distance (lower is better), over frames where a face was found; MKR = share "
         f"of frames where the tracker found no face in the decoded frame. Where MKR > {MAX_MKR:.0%} the AKD is "
         "left out of means, curves and comparisons (– in the mean table, † in per-clip tables)."

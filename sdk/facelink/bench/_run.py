@@ -194,7 +194,7 @@ def run_codec_bench(
         rows, head = _clip_sheet(res)
         if rows:
             contact_sheet(rows, head).save(out / "contact" / f"{spec.name}.png")
-            mid = rows[len(rows) // 2]
+            mid = rows[len(pick_contact_runs(res.runs)[0].samples) // 2]  # a sampled frame, not a re-posed view
             overview_rows.append([(mid[0][0], f"{spec.name[-26:]} {mid[0][1]}")] + mid[1:])
             titles = head
     if overview_rows:
@@ -265,10 +265,17 @@ def _clip_sheet(res: ClipResult) -> tuple[list[list], list[str]]:
     head = ["true"] + [f"FaceLink {r.setting}" if r.codec == "facelink" else f"{names.get(r.codec, r.codec)} nearest rate" for r in chosen]
     rows = []
     for pos in sorted(chosen[0].samples):
-        label = res.sample_labels.get(pos + 1)
-        row = [(res.clip.frames[pos + 1], f"frame {pos + 1}" + (f": {label}" if label else ""))]
+        why = res.sample_labels.get(pos)
+        row = [(res.clip.frames[pos + 1], f"frame {pos + 1}" + (f": {why}" if why else ""))]
         for r in chosen:
             cap = f"{r.kbps:.2f} kbps" if r.codec == "facelink" else f"{r.kbps:.1f} kbps, {r.setting.replace(' (floor)', '')}"
             row.append((r.samples[pos], cap))
         rows.append(row)
+    # free view: FaceLink's frame re-posed (--pose), beside the true, unturned frame
+    head_run = chosen[0]
+    if head_run.codec == "facelink" and head_run.views and res.view_position is not None:
+        pos = res.view_position
+        for pose, img in head_run.views.items():
+            label = ",".join(f"{v:g}" for v in pose)
+            rows.append([(res.clip.frames[pos + 1], f"frame {pos + 1} (true)"), (img, f"--pose {label}")])
     return rows, head

@@ -4,14 +4,15 @@ Both are precomputed once per reference and appended to the warp's source image,
 per-frame path stays one flow field and one bilinear sample.
 
 Mouth atlas
-    A texture in *canonical* face coordinates (head-fixed, inter-ocular distance 1; twice the
-    image's resolution) covering the mouth opening: an upper-teeth band that hangs from the
-    reference's upper inner lip (upper teeth are fixed to the skull) under a shadow line, a
-    dark cavity shaded from the reference's lip colour below it, lighter and redder further
-    down (the tongue).  Where the reference itself shows its mouth interior (open by more than
-    ~2 px), the reference's own pixels are used instead (its teeth and tongue).
-    The mouth-interior triangles of the driving face sample this texture at their rigidly
-    un-posed (canonical) positions.
+    A texture over (canonical x, v): x head-fixed (inter-ocular distance 1; twice the image's
+    resolution), v the relative position between the upper (0) and lower (1) inner lip, one
+    tile per mouth opening (:data:`MOUTH_OPENINGS`; each frame samples the tile nearest its
+    own).  A tile holds shaded upper teeth of about their real height under the upper lip,
+    faint lower teeth on wide openings, a dark cavity with a lit tongue, and a ramp into the
+    lip's shaded colour along both lips and the corners (a soft lip line).  Colours come from
+    the reference's lips and skin; teeth are the reference's own if it shows them, else a
+    warm, skin-tinted off-white well below a flat white.  Where the reference itself shows
+    its mouth interior (open by more than ~2 px), its own pixels are used instead.
 
 Eye atlas
     The reference's eye region, in reference pixels, with everything outside the eye opening
@@ -30,14 +31,21 @@ from PIL import Image, ImageDraw
 from ._mesh import FACE_OVAL, LIPS_INNER, LIPS_INNER_LOWER, LIPS_INNER_UPPER, LIPS_OUTER
 from ._raster import Rasterizer
 
-__all__ = ["Atlas", "eye_atlas", "eye_lids", "mouth_atlas", "polygon_mask", "sample_bilinear"]
+__all__ = [
+    "Atlas",
+    "MouthAtlas",
+    "eye_atlas",
+    "eye_lids",
+    "mouth_atlas",
+    "mouth_vertex_v",
+    "polygon_mask",
+    "sample_bilinear",
+]
 
 #: visible height of the upper teeth below the upper lip's rest line, canonical units (~6 mm)
-TEETH_HEIGHT = 0.10
-#: canonical extent of the mouth atlas around the reference mouth (x: +-, y: above, below)
+TEETH_HEIGHT = 0.13
+#: canonical half-width of the mouth atlas around the reference mouth
 MOUTH_HALF_WIDTH = 0.6
-MOUTH_ABOVE = 0.35
-MOUTH_BELOW = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class Atlas:
 
 
 def sample_bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of an (H, W, 3) image at float pixel coordinates (clamped to the edges)."""
+    """Bilinear samples of an (H, W, C) image at float pixel coordinates (clamped to the edges)."""
     h, w = img.shape[:2]
     x = np.clip(x, 0.0, w - 1.0)
     y = np.clip(y, 0.0, h - 1.0)
@@ -124,7 +132,7 @@ def _teeth_colour(image: np.ndarray, interior: np.ndarray, lip: np.ndarray, skin
         if float(colour @ _LUMA) > 1.25 * lip_lum and saturation < 0.35:
             return colour
     skin_lum = max(float(skin @ _LUMA), 1.0)
-    level = float(np.clip(2.0 * skin_lum, 110.0, 230.0))
+    level = float(np.clip(TEETH_GAIN * skin_lum, 100.0, 215.0))
     return level * (0.55 + 0.45 * skin / skin_lum) * np.array([1.0, 0.97, 0.92], np.float32)
 
 
@@ -133,16 +141,123 @@ def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def mouth_atlas(image: np.ndarray, landmarks: np.ndarray, canon: np.ndarray, scale: float, triangles: np.ndarray) -> Atlas:
+#: openings (canonical units: lip gap at the centre over the inter-ocular distance) for which
+#: the mouth atlas holds a tile; each frame samples the tile nearest its own opening
+MOUTH_OPENINGS = (0.06, 0.12, 0.2, 0.3, 0.42, 0.56, 0.72)
+#: synthetic interior: darkness of the cavity (fraction of the lip colour at the back; the
+#: tongue adds to it), strength of the lower-teeth row, teeth brightness relative to the skin
+CAVITY_LEVEL = 0.45
+LOWER_TEETH = 0.8
+LOWER_TEETH_HEIGHT = 0.1
+TEETH_GAIN = 1.6
+#: the reference's own interior is used where its lip gap exceeds this (canonical units) and it
+#: shows an interior (dark or teeth), fading in from half of it
+OWN_MIN_OPENING = 0.07
+#: rows of one tile per unit of v (upper lip 0 .. lower lip 1), and the margin rows around it
+_TILE_SPAN = 64
+_TILE_MARGIN = 3
+
+
+@dataclass(frozen=True)
+class MouthAtlas:
+    """The mouth-interior texture: one tile per opening in :data:`MOUTH_OPENINGS`, stacked.
+
+    Coordinates: ``x`` canonical (head-fixed, so teeth do not slide or stretch sideways),
+    ``v`` the relative position between the upper (0) and lower (1) inner lip (0.5 at the
+    corners).  Because the lips map to fixed rows, the shading along them (the lips' shadow,
+    the dark corners) is always where the lips are, whatever shape the mouth takes.
+    """
+
+    rgb: np.ndarray
+    origin_x: float
+    scale: float
+    openings: tuple[float, ...]
+    tile_rows: int
+
+    def pixel(self, x: np.ndarray, v: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
+        """Atlas pixel coordinates of canonical ``x`` and lip-relative ``v`` in tile ``tile``."""
+        px = np.clip((x - self.origin_x) * self.scale, 0.0, self.rgb.shape[1] - 1.0)
+        py = tile * self.tile_rows + _TILE_MARGIN + np.clip(v, -0.04, 1.04) * _TILE_SPAN
+        return px, py
+
+    def tile_for(self, opening: float) -> int:
+        """Index of the tile made for the opening nearest ``opening`` (canonical units)."""
+        return int(np.argmin(np.abs(np.log(max(opening, 1e-3)) - np.log(np.array(self.openings)))))
+
+
+def mouth_vertex_v(n_vertices: int) -> np.ndarray:
+    """Lip-relative ``v`` of every mesh vertex: 0 upper inner lip, 1 lower, 0.5 corners (NaN elsewhere)."""
+    v = np.full(n_vertices, np.nan)
+    v[list(LIPS_INNER_UPPER)] = 0.0
+    v[list(LIPS_INNER_LOWER)] = 1.0
+    v[[LIPS_INNER_UPPER[0], LIPS_INNER_UPPER[-1]]] = 0.5
+    return v
+
+
+def _shows_interior(image: np.ndarray, interior: np.ndarray, lip: np.ndarray) -> bool:
+    """Whether the reference's lip gap shows a mouth interior (a dark cavity or bright teeth)
+    rather than lip skin pressed together."""
+    px = image[interior].reshape(-1, 3).astype(np.float32)
+    if len(px) < 6:
+        return False
+    lum = px @ _LUMA
+    lip_lum = float(lip @ _LUMA)
+    return bool(np.median(lum) < 0.8 * lip_lum or np.percentile(lum, 80) > 1.25 * lip_lum)
+
+
+def _mouth_tile(u: np.ndarray, v: np.ndarray, opening: float, lip: np.ndarray, teeth: np.ndarray) -> np.ndarray:
+    """Synthetic interior for one opening: (rows, cols, 3) float32 over the (u, v) grid.
+
+    ``u`` horizontal position relative to the reference's mouth half-width (0 centre, 1 corner),
+    ``v`` 0 at the upper inner lip, 1 at the lower.  Upper teeth hang under the upper lip with
+    about their real height (so narrower in ``v`` for wider openings), faint lower teeth
+    above the lower lip only on wide openings, a cavity that is darkest at the back and
+    corners with a lit tongue low in the middle, and at both lips a ramp into the lip's own
+    (shaded) colour, so the lip line is soft rather than a cut.
+    """
+    au = np.clip(np.abs(u), 0.0, 1.4)
+    o = max(opening, 1e-3)
+    # cavity: lip colour in deep shade, darker to the corners, the tongue lighter low in the middle
+    cavity = (lip * np.array([0.95, 0.72, 0.74], np.float32))[None, None]
+    tongue = _smoothstep(0.45, 0.95, v) * (1.0 - _smoothstep(0.3, 0.9, au)) * _smoothstep(0.12, 0.35, o)
+    g = (CAVITY_LEVEL + 0.3 * tongue) * (1.0 - 0.55 * np.minimum(au, 1.0) ** 2)
+    rgb = cavity * g[..., None]
+    # upper teeth: ~TEETH_HEIGHT canonical below the lip (at most 45 % of the opening), lower at
+    # the corners where the arch turns away; shaded top (under the lip) and bottom (the edges)
+    th = np.minimum(TEETH_HEIGHT / o, 0.5) * (1.0 - 0.45 * np.minimum(au, 1.0) ** 2)
+    t = v / np.maximum(th, 1e-3)  # 0 at the lip, 1 at the teeth's edge
+    body = 0.62 + 0.38 * np.sin(np.clip(t, 0.0, 1.0) * np.pi) ** 0.6
+    arch = 1.0 - 0.55 * np.minimum(au, 1.1) ** 2
+    gaps = np.zeros_like(u)
+    for b in (0.0, 0.22, -0.22, 0.42, -0.42, 0.6, -0.6, 0.76, -0.76):
+        gaps = np.maximum(gaps, np.exp(-(((u - b) / 0.03) ** 2)))
+    shade = body * arch * (1.0 - 0.22 * gaps)
+    alpha = (1.0 - _smoothstep(0.8, 1.15, t)) * (1.0 - _smoothstep(0.8, 1.05, au))
+    alpha *= 0.9 * _smoothstep(0.04, 0.1, o)  # a slit shows a hint of teeth, never a bar
+    rgb = rgb * (1.0 - alpha[..., None]) + teeth[None, None] * (shade * alpha)[..., None]
+    # lower teeth: on wide openings only, dimmer (in the lower lip's shadow), narrower
+    tl = np.minimum(LOWER_TEETH_HEIGHT / o, 0.4) * (1.0 - 0.5 * np.minimum(au, 1.0) ** 2)
+    tb = (1.0 - v) / np.maximum(tl, 1e-3)
+    la = (1.0 - _smoothstep(0.75, 1.1, tb)) * (1.0 - _smoothstep(0.55, 0.85, au)) * LOWER_TEETH * _smoothstep(0.12, 0.3, o)
+    lshade = (0.55 + 0.25 * np.sin(np.clip(tb, 0.0, 1.0) * np.pi)) * arch * (1.0 - 0.2 * gaps)
+    rgb = rgb * (1.0 - la[..., None]) + teeth[None, None] * (lshade * la)[..., None]
+    # soft lip line: the last few rows before either lip (and the corners) ramp into the lip's
+    # colour in shade; the ramp is a fixed share of the opening, at least ~1.5 px on a 256 face
+    edge = np.maximum(_smoothstep(0.1, 0.0, v), _smoothstep(0.85, 1.0, v))
+    edge = np.maximum(edge, _smoothstep(0.85, 1.05, au))
+    rim = lip[None, None] * (0.45 + 0.35 * edge[..., None])  # the lip's colour in shade at the very edge
+    rgb = rgb * (1.0 - edge[..., None]) + rim * edge[..., None]
+    return rgb.astype(np.float32)
+
+
+def mouth_atlas(image: np.ndarray, landmarks: np.ndarray, canon: np.ndarray, scale: float, triangles: np.ndarray) -> MouthAtlas:
     """The mouth-interior texture of a reference (see the module docstring).
 
     ``canon`` is the reference face in canonical coordinates (468, 3); ``scale`` the
     reference's pixels per canonical unit; ``triangles`` (M, 3) the mouth-interior triangles.
     """
     h, w = image.shape[:2]
-    # atlas pixels per canonical unit: twice the image's, so resampling the reference into it
-    # and sampling it back again loses little
-    scale = 2.0 * float(np.clip(scale, 4.0, 1000.0))
+    scale = 2.0 * float(np.clip(scale, 4.0, 1000.0))  # atlas columns per canonical unit
     lm2 = landmarks[:, :2]
 
     # colours measured on the reference
@@ -152,61 +267,63 @@ def mouth_atlas(image: np.ndarray, landmarks: np.ndarray, canon: np.ndarray, sca
     interior = polygon_mask((h, w), lm2[list(LIPS_INNER)])
     teeth = _teeth_colour(image, interior, lip, skin)
 
-    ux, uy = _profile(canon, LIPS_INNER_UPPER)
     left, right = float(canon[78, 0]), float(canon[308, 0])
     centre = 0.5 * (left + right)
     half_w = max(0.5 * (right - left), 0.08)
-    top = float(canon[13, 1])
-
-    ox, oy = centre - MOUTH_HALF_WIDTH, top - MOUTH_ABOVE
+    ox = centre - MOUTH_HALF_WIDTH
     wa = int(np.ceil(2 * MOUTH_HALF_WIDTH * scale)) + 1
-    ha = int(np.ceil((MOUTH_ABOVE + MOUTH_BELOW) * scale)) + 1
+    rows = _TILE_SPAN + 2 * _TILE_MARGIN + 1
     cx = ox + np.arange(wa, dtype=np.float64) / scale
-    cy = oy + np.arange(ha, dtype=np.float64) / scale
-    gx, gy = np.meshgrid(cx, cy)
-    up = np.interp(gx, ux, uy)
+    cv = (np.arange(rows, dtype=np.float64) - _TILE_MARGIN) / _TILE_SPAN
+    gx, gv = np.meshgrid(cx, cv)
     u = (gx - centre) / half_w
-    au = np.clip(np.abs(u), 0.0, 1.3)
-    below = gy - up  # canonical distance below the reference's upper inner lip
 
-    # upper teeth: fixed to the skull, hanging from the rest position of the upper lip
-    teeth_h = TEETH_HEIGHT * (1.0 - 0.4 * np.minimum(au, 1.0) ** 2)
-    shade = 1.0 - 0.35 * np.minimum(au, 1.1) ** 2  # the arch turns away from the light
-    gaps = np.zeros_like(u)
-    for b in (0.0, 0.24, -0.24, 0.46, -0.46, 0.66, -0.66):
-        gaps = np.maximum(gaps, np.exp(-(((u - b) / 0.025) ** 2)))
-    shade *= 1.0 - 0.05 * gaps
-    shade *= 1.0 - 0.6 * np.exp(-np.maximum(below, 0.0) / 0.012)  # shadow under the upper lip
-    teeth_rgb = teeth[None, None] * shade[..., None]
-    # cavity: dark behind the teeth, the tongue (lip-coloured, in shade) further down, dark
-    # towards the corners
-    depth = below - teeth_h
-    tongue = _smoothstep(0.0, 0.09, depth)
-    g = (0.28 + 0.55 * tongue) * (1.0 - 0.45 * au**2 / 1.69)
-    cavity_rgb = (lip * np.array([1.04, 0.84, 0.86], np.float32))[None, None] * g[..., None]
-    teeth_a = (1.0 - _smoothstep(-0.012, 0.012, below - teeth_h)) * (1.0 - _smoothstep(0.85, 1.05, au))
-    rgb = teeth_rgb * teeth_a[..., None] + cavity_rgb * (1.0 - teeth_a[..., None])
-
-    # where the reference shows its own mouth interior, use it: rasterise the reference's
-    # mouth-interior triangles into the atlas with their image positions as attributes, so the
-    # atlas is the exact inverse of the per-frame mapping (identity renders reproduce it)
-    if len(triangles):
-        corners = (canon[:, :2][triangles] - np.array([ox, oy])) * scale
-        where = np.full((ha, wa, 2), np.nan, np.float32)
-        Rasterizer().draw(corners, np.zeros(triangles.shape), landmarks[:, :2][triangles], where)
+    # where the reference shows its own interior, use it, head-fixed like the synthetic upper
+    # teeth: its mouth triangles rasterised into canonical (x, y) with their image positions as
+    # attributes, then each tile reads that at y = upper lip + v * (the tile's opening, shaped
+    # like the reference's own opening), so the reference's teeth keep their size and place
+    # and a wider opening uncovers synthetic cavity below them
+    ux, uy = _profile(canon, LIPS_INNER_UPPER)
+    lx, ly = _profile(canon, LIPS_INNER_LOWER)
+    up = np.interp(cx, ux, uy)
+    profile = np.interp(cx, lx, ly) - up
+    o_ref = float(canon[14, 1] - canon[13, 1])
+    own = None
+    openings = MOUTH_OPENINGS
+    if len(triangles) and o_ref >= OWN_MIN_OPENING and _shows_interior(image, interior, lip):
+        y0 = float(canon[list(LIPS_INNER_UPPER), 1].min()) - 0.05
+        hc = int(np.ceil((float(canon[list(LIPS_INNER_LOWER), 1].max()) + 0.05 - y0) * scale)) + 1
+        corners = (canon[:, :2][triangles] - np.array([ox, y0])) * scale
+        where = np.full((hc, wa, 2), np.nan, np.float32)
+        Rasterizer().draw(corners, np.zeros(triangles.shape), lm2[triangles], where)
         alpha = np.isfinite(where[..., 0]).astype(np.float32)
         _grow(where, 1)  # a 50 % ring: bilinear taps at the polygon's edge read reference pixels
         alpha = np.where(np.isfinite(where[..., 0]) & (alpha == 0), 0.5, alpha)
-        # only where the reference's mouth is really open (> ~2 px): a closed mouth's sliver is
-        # the lip line, which the synthetic shadow under the upper lip already draws
-        lx, ly = _profile(canon, LIPS_INNER_LOWER)
-        opening_px = (np.interp(gx, lx, ly) - up) * (scale / 2.0)
-        alpha = (alpha * _smoothstep(1.5, 3.0, opening_px))[..., None]
-        covered = alpha[..., 0] > 0
-        if np.any(covered):
-            ref = sample_bilinear(image, where[covered][:, 0], where[covered][:, 1])
-            rgb[covered] = ref * alpha[covered] + rgb[covered] * (1.0 - alpha[covered])
-    return Atlas(np.ascontiguousarray(rgb, dtype=np.float32), (ox, oy), scale)
+        # only where the reference's mouth is really open (> ~2 px and a clear gap between the
+        # lips): a nearly closed mouth's sliver is lip and shadow, not interior
+        alpha *= (_smoothstep(1.5, 3.0, profile * (scale / 2.0)) * _smoothstep(0.5, 1.0, profile / OWN_MIN_OPENING))[None, :]
+        canvas = np.zeros((hc, wa, 4), np.float32)
+        ok = alpha > 0
+        canvas[ok, :3] = sample_bilinear(image, where[ok][:, 0], where[ok][:, 1])
+        canvas[..., :3] *= alpha[..., None]  # premultiplied, so bilinear taps at the edge stay true
+        canvas[..., 3] = alpha
+        shape = np.clip(profile / o_ref, 0.3, None)
+        own = (canvas, y0, shape)
+        openings = tuple(sorted(set(MOUTH_OPENINGS) | {o_ref}))
+    tiles = []
+    for o in openings:
+        rgb = _mouth_tile(u, gv, o, lip, teeth)
+        if own is not None:
+            canvas, y0, shape = own
+            yy = (up[None, :] + gv * o * shape[None, :] - y0) * scale
+            xx = np.broadcast_to(np.arange(wa, dtype=np.float64)[None, :], yy.shape)
+            inside = (yy >= -0.5) & (yy <= canvas.shape[0] - 0.5)
+            got = sample_bilinear(canvas, xx, yy)
+            a = np.where(inside, got[..., 3], 0.0)[..., None]
+            rgb = got[..., :3] / np.maximum(got[..., 3:], 1e-6) * a + rgb * (1.0 - a)
+        tiles.append(rgb)
+    atlas = np.ascontiguousarray(np.concatenate(tiles, axis=0), dtype=np.float32)
+    return MouthAtlas(atlas, float(ox), scale, openings, rows)
 
 
 def eye_lids(landmarks: np.ndarray, contour: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

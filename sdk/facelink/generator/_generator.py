@@ -6,7 +6,10 @@ Per reference (once):
   * the source region: the bounding box of the whole mesh (out to the static ring) plus room to
     move, in the frame;
   * the warp source: the region (edge-padded) plus the mouth and eye atlases below it;
-  * per-corner source coordinates of every skin and ring triangle (they never change).
+  * per-corner source coordinates of every skin and ring triangle (they never change);
+  * the background plate (``_plate.py``): the head segmented and inpainted away; the source
+    then holds the head layer premultiplied with its alpha, and the warp blends it over the
+    plate (with no background found, the source is the plain region and nothing is blended).
 
 Per frame:
   * blink shaping: the upper lids brought down when Face Mesh's eye ratio says "closing";
@@ -26,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..keypoints import default_basis, similarity_fit
-from ._atlas import Atlas, mouth_atlas
+from ._atlas import Atlas, MouthAtlas, mouth_atlas, mouth_vertex_v
 from ._eyes import LID_RINGS, EyeControls, EyeDriver, eyeball_atlas, lid_band, reference_iris
 from ._mesh import (
     FACE_OVAL,
@@ -43,6 +46,7 @@ from ._mesh import (
     RIGHT_LIDS,
     load_mesh,
 )
+from ._plate import Plate, build_plate
 from ._raster import Rasterizer
 from ._refine import Refiner, refiner_inputs, resolve_refiner
 from ._warp import Warp
@@ -101,6 +105,19 @@ def _smooth_outline(points: np.ndarray) -> np.ndarray:
 def _smoothstep(e0: float, e1: float, x: float) -> float:
     t = min(max((x - e0) / (e1 - e0), 0.0), 1.0)
     return t * t * (3.0 - 2.0 * t)
+
+
+def _rigid_head_bands(rigidity: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Ring rigidities with a background plate: bands 2 and 3 follow the head like ring 1 in the
+    head's directions (hair and ears move as one piece; the plate shows what they uncover),
+    and keep their fade towards the neck and torso, which follow the neck smoothly."""
+    w = rigidity.astype(np.float64).copy()
+    ring1 = w[level == 1]
+    head = np.clip((ring1 - 0.55) / 0.45, 0.0, 1.0)
+    for lv in (2, 3):
+        sel = level == lv
+        w[sel] = w[sel] + (1.0 - w[sel]) * head
+    return w
 
 
 def _check_landmarks(name: str, landmarks: object) -> np.ndarray:
@@ -210,9 +227,6 @@ class Generator:
             iris = reference_iris(ref, reference_eyes.gaze, reference_eyes.openness, radius)
         self._eye_driver = EyeDriver(ref, (RIGHT_LIDS, LEFT_LIDS), iris, N_LANDMARKS)
 
-        # warp source: the edge-padded region, then the atlases in a row below it
-        pad = max(8, int(np.ceil(0.25 * max(rw, rh))))
-        region = np.pad(img[sy0:sy1, sx0:sx1].astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
         # the upper-lid bands, which sample lid atlases (reference band under synthetic lid skin)
         skin = ~np.isin(mesh.labels, (LABEL_MOUTH, LABEL_EYE_RIGHT, LABEL_EYE_LEFT, LABEL_RING))
         self._lid_bands = [
@@ -222,7 +236,22 @@ class Generator:
             )  # fmt: skip
             for e, (lids, corners) in enumerate(((RIGHT_LIDS, RIGHT_CORNERS), (LEFT_LIDS, LEFT_CORNERS)))
         ]
-        atlases: list[Atlas] = [
+        # background plate: the head segmented off the region and inpainted behind (_plate.py);
+        # the warp source carries the head layer (colours + alpha), the plate shows under it
+        self._plate = self._build_plate(img, verts_ref, mesh, canon, self._region)
+        if self._plate.segmented:
+            self._ring_w = _rigid_head_bands(mesh.ring_rigidity, mesh.ring_level)[:, None]
+
+        # warp source: the edge-padded region, then the atlases in a row below it
+        pad = max(8, int(np.ceil(0.25 * max(rw, rh))))
+        if self._plate.segmented:
+            a = self._plate.alpha[..., None]
+            layer = np.concatenate([self._plate.foreground * a, a], axis=-1)  # premultiplied
+        else:  # nothing segmented: the background is the whole frame, the warp as without a plate
+            layer = img[sy0:sy1, sx0:sx1].astype(np.float32)
+        channels = layer.shape[2]
+        region = np.pad(layer, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        atlases: list[Atlas | MouthAtlas] = [
             mouth_atlas(img, ref, canon, s0, mesh.triangles[mesh.labels == LABEL_MOUTH]),
             eyeball_atlas(img, ref, RIGHT_EYE, iris[0]),
             eyeball_atlas(img, ref, LEFT_EYE, iris[1]),
@@ -238,13 +267,15 @@ class Generator:
             ax += a.rgb.shape[1] + 2 * apad
         src_h = ay + max(a.rgb.shape[0] for a in atlases) + apad
         src_w = max(region.shape[1], ax)
-        src = np.zeros((src_h, src_w, 3), np.float32)
+        src = np.zeros((src_h, src_w, channels), np.float32)
         src[: region.shape[0], : region.shape[1]] = region
         for a, (px, py) in zip(atlases, placed):
             ah, aw = a.rgb.shape[:2]
-            src[py - apad : py + ah + apad, px - apad : px + aw + apad] = np.pad(
+            src[py - apad : py + ah + apad, px - apad : px + aw + apad, :3] = np.pad(
                 a.rgb, ((apad, apad), (apad, apad), (0, 0)), mode="edge"
             )
+            if channels == 4:
+                src[py - apad : py + ah + apad, px - apad : px + aw + apad, 3] = 1.0  # atlases are head
         self._src_hw = (src_h, src_w)
         self._warp = Warp(np.ascontiguousarray(src.transpose(2, 0, 1)[None]), backend=backend)
         # pixel -> normalised grid coordinate (align_corners=1)
@@ -253,7 +284,12 @@ class Generator:
 
         # atlas maps: atlas pixel = (coord - origin) * scale + placement, clamped into the atlas
         self._atlas_maps = []
+        self._mouth_atlas = atlases[0]
+        self._mouth_at = np.array(placed[0], np.float64)
         for a, (px, py) in zip(atlases, placed):
+            if isinstance(a, MouthAtlas):
+                self._atlas_maps.append(None)
+                continue
             ah, aw = a.rgb.shape[:2]
             self._atlas_maps.append(
                 (np.array(a.origin), a.scale, np.array([px, py], np.float64), np.array([px + aw - 1, py + ah - 1], np.float64))
@@ -264,6 +300,7 @@ class Generator:
         labels = mesh.labels
         self._tris = tris
         self._mouth = np.flatnonzero(labels == LABEL_MOUTH)
+        self._mouth_v = mouth_vertex_v(mesh.n_vertices)[tris[self._mouth]]  # (M, 3) lip-relative v
         self._eye_r = np.flatnonzero(labels == LABEL_EYE_RIGHT)
         self._eye_l = np.flatnonzero(labels == LABEL_EYE_LEFT)
         level = np.concatenate([np.zeros(self._ring0), mesh.ring_level.astype(np.float64)])
@@ -279,6 +316,8 @@ class Generator:
         self._atlas_top = float(self._to_grid(np.array([0.0, region.shape[0] - 0.5]))[1])
         model = resolve_refiner(refiner)
         self._refiner = Refiner(model, backend=backend) if model is not None else None
+        self._plates: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._plate_nchw = np.ascontiguousarray(self._plate.plate.transpose(2, 0, 1)[None]) if self._warp.plate else None
         self._verts = verts_ref.copy()
         # the lid bands' triangles sample their lid atlases (constant sources), whose pixels
         # are blended per frame in the warp source (``_shut_lids``)
@@ -346,6 +385,33 @@ class Generator:
         y1 = int(np.clip(np.ceil(hi[1] / snap) * snap, y0 + 2, sy1))
         return x0, y0, x1, y1
 
+    def _build_plate(self, img: np.ndarray, verts_ref: np.ndarray, mesh, canon: np.ndarray, region) -> Plate:
+        """Segment the head in the source region, inpaint behind it (see ``_plate.py``)."""
+        sx0, sy0, sx1, sy1 = region
+        level = np.concatenate([np.zeros(self._ring0), mesh.ring_level.astype(np.float64)])
+        lev = np.full((sy1 - sy0, sx1 - sx0, 1), np.nan, np.float32)
+        tris = mesh.triangles
+        Rasterizer().draw(verts_ref[tris, :2] - np.array([sx0, sy0], np.float64), np.zeros(tris.shape), level[tris][..., None], lev)
+        # canonical y of every region pixel (2-D inverse of the reference's pose): below the chin
+        s0, r0, t0 = self._pose0
+        ys = np.arange(sy0, sy1, dtype=np.float64)[:, None] - t0[1]
+        xs = np.arange(sx0, sx1, dtype=np.float64)[None, :] - t0[0]
+        r2 = r0[:2, :2] / max(float(np.linalg.det(r0[:2, :2])), 1e-6) ** 0.5
+        yc = (r2[0, 1] * xs + r2[1, 1] * ys) / s0
+        return build_plate(img[sy0:sy1, sx0:sx1], lev[..., 0], yc > canon[152, 1])
+
+    def _plate_under(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The plate under a face box, (1, 3, h, w) float32 (cached per box)."""
+        crop = self._plates.get(box)
+        if crop is None:
+            if len(self._plates) > 8:
+                self._plates.clear()
+            x0, y0, x1, y1 = box
+            sx0, sy0 = self._region[:2]
+            crop = self._plate_nchw[:, :, y0 - sy0 : y1 - sy0, x0 - sx0 : x1 - sx0]
+            crop = self._plates[box] = np.ascontiguousarray(crop)
+        return crop
+
     # ----------------------------------------------------------------------------------
     def flow(self, driving_landmarks: np.ndarray, eyes: EyeControls | None = None) -> np.ndarray:
         """The (1, h, w, 2) normalised sampling grid of the face box for one driving frame.
@@ -384,7 +450,10 @@ class Generator:
         sd, rd, td = s1 * s0, r1 @ r0, s1 * (r1 @ t0) + t1
         tm = tv[self._mouth]
         canon = ((tm - td) @ rd) / sd
-        attr[self._mouth] = self._atlas_coords(0, canon[:, :, :2])
+        lips = ((drv[[13, 14]] - td) @ rd) / sd  # inner lip centres, canonical
+        tile = self._mouth_atlas.tile_for(float(lips[1, 1] - lips[0, 1]))
+        ax, ay = self._mouth_atlas.pixel(canon[:, :, 0], self._mouth_v, tile)
+        attr[self._mouth] = self._to_grid(np.stack([ax, ay], axis=-1) + self._mouth_at)
         # eye interiors: the eyeball moves rigidly with the head; lids slide over it
         for k, idx in ((1, self._eye_r), (2, self._eye_l)):
             q = ((tv[idx] - t1) @ r1) / s1
@@ -411,7 +480,7 @@ class Generator:
             if abs(c - self._lid_closed[e]) < 1e-3:
                 continue
             ys, xs = self._lid_slots[e]
-            self._warp.source[0, :, ys, xs] = band.atlas(c).transpose(2, 0, 1)
+            self._warp.source[0, :3, ys, xs] = band.atlas(c).transpose(2, 0, 1)  # colour (alpha stays 1)
             self._lid_closed[e] = c
 
     def _shape_blinks(self, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -510,7 +579,7 @@ class Generator:
         :func:`~facelink.generator._refine.refiner_inputs`).  :attr:`face_box` says where the
         box lies.  Used by :meth:`render` and by the refiner's training data."""
         grid = self.flow(driving_landmarks, eyes)
-        patch = self._warp(grid)[0]
+        patch = (self._warp(grid, self._plate_under(self._box)) if self._warp.plate else self._warp(grid))[0]
         if not with_inputs:
             return patch, None
         x0, y0, x1, y1 = self._box

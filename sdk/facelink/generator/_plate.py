@@ -1,0 +1,210 @@
+"""Background plate: what lies behind the head, so a turned or re-posed head never shows a ghost.
+
+Computed once per reference, inside the generator's source region:
+
+* **Person alpha** (what moves with the head).  MediaPipe's selfie-segmentation graph is not
+  used yet (its operators have not been checked against FaceLink's TFLite converter; it is
+  expected to need a custom transposed convolution the converter lacks), so this is the
+  documented *geometric fallback*, refined by colour.
+  The mesh's ring levels give each pixel its distance from the face in ring units (0 inside
+  the face outline, 1 … 4 at the rings).  Up to level 1 (the face and the band to the rigid
+  ring: hair, ears) the alpha is 1, as that band always moved rigidly; beyond, up to the
+  static ring, a pixel is classified by colour — nearest of a few hundred *person* samples
+  (face, and the band just outside the outline) against *background* samples (the outer
+  bands and beyond, above the chin line, where the torso cannot be) — and faded out between
+  ring levels 3 and 3.8, so nothing beyond the moving bands is lifted off the plate.  Below
+  the chin line the alpha is 1 out to the static ring: neck and torso follow the neck band's
+  fading motion as they did without a plate.
+  With no background sample in the region (a face filling the frame), nothing is segmented:
+  the alpha is 1 inside the static ring and the plate is the reference itself (the
+  background is the whole frame).
+* **Plate**: the reference with every pixel of alpha > 0 filled from the pixels around it by
+  push-pull inpainting (a mask-weighted image pyramid, filled coarse to fine, then smoothed by
+  a few diffusion steps), so the background behind head and hair is a smooth continuation of
+  what surrounds them.
+* **Foreground**: the colours the head layer carries, solved from the matting equation
+  ``reference = alpha * F + (1 - alpha) * plate``, so the unmoved composite is the reference
+  again (up to rounding) even along soft edges.
+
+Per frame the generator samples ``(F, alpha)`` with its one bilinear sample and blends the
+result over the plate (``plate + alpha * (F - plate)``: a per-pixel mask blend, rank 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["Plate", "build_plate", "inpaint"]
+
+#: ring levels over which the person alpha fades out (the rigid bands end at 3, the static ring is 4)
+FADE_LEVELS = (3.0, 3.8)
+#: up to this ring level (0 the face outline, 1 the rigid ring) everything is head: hair and ears
+#: (0.8 scored +0.006 median SSIM better in self-reenactment, but cut hair the colour of the
+#: background off the head at +-30 degrees)
+_HEAD_LEVEL = 1.0
+#: colour samples per class, and the working resolution (longest side) of the classification
+_SAMPLES = 256
+_WORK_SIDE = 192
+#: diffusion steps smoothing the push-pull fill
+_DIFFUSE = 12
+
+
+@dataclass(frozen=True)
+class Plate:
+    """Per-reference layers over the source region (all (h, w, …) float32, region pixels).
+
+    ``alpha`` the person (head layer) alpha in [0, 1]; ``plate`` the background with the head
+    inpainted; ``foreground`` the head layer's colours; ``segmented`` whether any background
+    was found (False: the plate is the reference, the alpha 1 inside the static ring).
+    """
+
+    alpha: np.ndarray
+    plate: np.ndarray
+    foreground: np.ndarray
+    segmented: bool
+
+
+def _down2(a: np.ndarray) -> np.ndarray:
+    h, w = a.shape[:2]
+    a = np.pad(a, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (a.ndim - 2), mode="edge")
+    return 0.25 * (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2])
+
+
+def _up2(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    img = np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)[: shape[0], : shape[1]]
+    # a 3-tap smoothing of the nearest-neighbour doubling (cheap bilinear)
+    for axis in (0, 1):
+        img = 0.25 * np.roll(img, 1, axis=axis) + 0.5 * img + 0.25 * np.roll(img, -1, axis=axis)
+    return img
+
+
+def inpaint(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Fill the unknown pixels of an (H, W, C) float image from the known ones (push-pull).
+
+    ``known`` (H, W) bool.  Known pixels are returned unchanged.  Raises ``ValueError`` when no
+    pixel is known or the shapes disagree.
+    """
+    img = np.asarray(image, np.float32)
+    k = np.asarray(known, bool)
+    if img.ndim != 3 or k.shape != img.shape[:2]:
+        raise ValueError(f"image must be (H, W, C) and known (H, W); got {img.shape} and {k.shape}")
+    if not k.any():
+        raise ValueError("inpaint needs at least one known pixel")
+    w = k.astype(np.float32)[..., None]
+    levels = [(img * w, w)]
+    while min(levels[-1][1].shape[:2]) > 1:
+        c, wt = levels[-1]
+        levels.append((_down2(c), _down2(wt)))
+    # pull: coarse to fine; at each level the weighted mean where known, the coarser fill elsewhere
+    c, wt = levels[-1]
+    fill = c / np.maximum(wt, 1e-8)
+    for c, wt in reversed(levels[:-1]):
+        up = _up2(fill, c.shape[:2])
+        mean = c / np.maximum(wt, 1e-8)
+        a = np.clip(wt * 4.0, 0.0, 1.0)  # fully trusted once a quarter of the footprint is known
+        fill = a * mean + (1.0 - a) * up
+    out = np.where(k[..., None], img, fill)
+    hole = ~k
+    for _ in range(_DIFFUSE):
+        p = np.pad(out, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        avg = 0.25 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
+        out[hole] = avg[hole]
+    return out
+
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def _resize(a: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+    """Resize a float (h, w) or (h, w, c) array to ``size`` = (width, height)."""
+    if a.ndim == 2:
+        return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(size, resample))
+    return np.stack([_resize(a[..., i], size, resample) for i in range(a.shape[2])], axis=-1)
+
+
+def _nearest_distance(pixels: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Colour distance of each pixel (N, 3) to its nearest sample (S, 3), in chunks."""
+    out = np.empty(len(pixels), np.float32)
+    for i in range(0, len(pixels), 4096):
+        d = pixels[i : i + 4096, None, :] - samples[None, :, :]
+        out[i : i + 4096] = np.sqrt(np.min(np.einsum("nsc,nsc->ns", d, d), axis=1))
+    return out
+
+
+def build_plate(region: np.ndarray, level: np.ndarray, below_chin: np.ndarray) -> Plate:
+    """Segment the head, inpaint what lies behind it, and solve the head layer's colours.
+
+    ``region`` (h, w, 3) uint8 (the generator's source region of the reference); ``level``
+    (h, w) float ring level of each pixel (0 inside the face outline, 1 … 4 at the rings, NaN
+    beyond the static ring); ``below_chin`` (h, w) bool, pixels below the chin line (torso
+    side: never used as background samples).
+    """
+    rgb = np.asarray(region)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"region must be an (h, w, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    if level.shape != (h, w) or below_chin.shape != (h, w):
+        raise ValueError("level and below_chin must have the region's (h, w) shape")
+    img = rgb.astype(np.float32)
+    lev = np.where(np.isfinite(level), level, 5.0).astype(np.float32)
+    inside = lev < FADE_LEVELS[1]  # where the head layer may be
+
+    # colour classification at a small working resolution
+    f = min(1.0, _WORK_SIDE / max(h, w))
+    ws = (max(2, int(round(w * f))), max(2, int(round(h * f))))
+    small = _resize(img, ws, Image.Resampling.BILINEAR)
+    slev = _resize(lev, ws, Image.Resampling.NEAREST)
+    schin = _resize(below_chin.astype(np.float32), ws, Image.Resampling.NEAREST) > 0.5
+    px = small.reshape(-1, 3)
+    flat = slev.reshape(-1)
+    skin_pool = px[flat <= 0.0]
+    near_pool = px[(flat > 0.0) & (flat <= _HEAD_LEVEL)]  # hair, ears, neck just outside the outline
+    bg_pool = px[((slev.reshape(-1) >= 3.3) & ~schin.reshape(-1))]
+    rng = np.random.default_rng(0)
+    segmented = len(bg_pool) >= 8 and len(skin_pool) + len(near_pool) >= 8
+    if segmented:
+        fg = np.concatenate(
+            [pool[rng.choice(len(pool), min(_SAMPLES // 2, len(pool)), replace=False)] for pool in (skin_pool, near_pool) if len(pool)]
+        )
+        bg = bg_pool[rng.choice(len(bg_pool), min(_SAMPLES, len(bg_pool)), replace=False)]
+        band = (slev > _HEAD_LEVEL) & (slev < FADE_LEVELS[1])
+        p = np.ones(slev.shape, np.float32)
+        cand = px[band.reshape(-1)]
+        d_fg = _nearest_distance(cand, fg)
+        d_bg = _nearest_distance(cand, bg)
+        p[band] = d_bg / np.maximum(d_bg + d_fg, 1e-3)
+        p[slev >= FADE_LEVELS[1]] = 0.0
+        # a little spatial smoothing (3x3 box, twice), then a soft threshold
+        for _ in range(2):
+            q = np.pad(p, 1, mode="edge")
+            p = sum(q[i : i + p.shape[0], j : j + p.shape[1]] for i in range(3) for j in range(3)) / 9.0
+        p = _smoothstep(0.4, 0.7, p)
+        alpha = np.clip(_resize(p, (w, h), Image.Resampling.BILINEAR), 0.0, 1.0)
+    else:
+        alpha = np.ones((h, w), np.float32)
+    alpha = np.where(lev <= _HEAD_LEVEL, 1.0, alpha) * (1.0 - _smoothstep(FADE_LEVELS[0], FADE_LEVELS[1], lev))
+    alpha = np.where(inside & (alpha >= 0.02), alpha, 0.0)
+    # below the chin line the person is the neck and torso, which follow the neck band's fading
+    # motion out to the static ring exactly as without a plate: no colour test, no fade
+    alpha = np.where(below_chin & (lev < 4.5), 1.0, alpha).astype(np.float32)
+    if not segmented:
+        return Plate(alpha, img, img.copy(), False)
+
+    known = alpha <= 0.0
+    if not known.any():
+        return Plate(np.where(inside, 1.0, 0.0).astype(np.float32), img, img.copy(), False)
+    plate = inpaint(img, known)
+    # matting equation: reference = a F + (1 - a) plate  ->  F; where a is tiny F is irrelevant
+    a = alpha[..., None]
+    raw = np.where(a > 0.0, (img - (1.0 - a) * plate) / np.maximum(a, 0.02), img)
+    fore = np.clip(raw, 0.0, 255.0)
+    # where F had to be clipped (a faint alpha over a very different plate), the plate takes the
+    # rest, so the composite stays the reference (exactly, unless that too would leave [0, 255])
+    fix = (raw != fore) & (a < 1.0)
+    plate = np.where(fix, np.clip((img - a * fore) / np.maximum(1.0 - a, 1e-6), 0.0, 255.0), plate)
+    return Plate(alpha, plate.astype(np.float32), fore.astype(np.float32), True)
