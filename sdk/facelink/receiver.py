@@ -85,8 +85,8 @@ EYE_CONTACT_WINDOW = 90
 #: lids: an eye whose opening is below EYE_SHUT of its usual opening is rendered shut, above
 #: EYE_OPEN it follows the measurement; the usual opening is the running maximum, decaying by
 #: EYE_OPEN_DECAY per frame (half-life ~2.3 s at 30 fps)
-EYE_SHUT = 0.55
-EYE_OPEN = 0.8
+EYE_SHUT = 0.62
+EYE_OPEN = 0.85
 EYE_OPEN_DECAY = 0.99
 #: an eye below this fraction of its usual opening closes with its partner when that one is shut
 EYE_PARTNER = 0.9
