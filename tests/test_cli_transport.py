@@ -390,3 +390,18 @@ def test_sender_ctrl_c_ends_the_stream_with_end_and_a_final_seal(tmp_path, keys,
     assert proc.returncode == 0, err
     assert _json_lines(out)[0]["interrupted"] is True
     assert v.end_verified and v.intact and v.frames_verified < 300
+
+
+def test_receive_status_rate_survives_sparse_samples():
+    """The status line's rate comes from at least two samples however far apart they are."""
+    from facelink.cli._receive import _sample, _status
+
+    window: list = []
+    for t in (0.0, 5.0, 10.0):  # one status line every 5 s (no terminal)
+        _sample(window, t, int(30 * t), int(500 * t))
+    assert len(window) == 2 and window[0][0] == 5.0
+    text = _status(window, [], None)
+    assert "30.0 fps" in text and "4.00 kbps" in text
+    for t in (10.5, 11.0, 11.5, 12.0, 12.5):  # every 0.5 s: the last ~2 s
+        _sample(window, t, int(30 * t), int(500 * t))
+    assert window[0][0] == 10.5 and "30.0 fps" in _status(window, [], None)

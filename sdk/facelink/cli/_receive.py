@@ -217,8 +217,7 @@ def run(args) -> int:
             if v is not None and v.end_verified or ended_at is not None and now - ended_at > 1.0:
                 break
             if status.due() or output is not None and not output.is_file and out_frames and now - shown > 1.0:
-                window.append((now, st.frames, st.bytes))
-                window[:] = [w for w in window if now - w[0] <= 2.0]
+                _sample(window, now, st.frames, st.bytes)
                 text = _status(window, latencies, v)
                 status.show(text)
                 if output is not None and output.writer is not None:
@@ -276,6 +275,14 @@ def run(args) -> int:
     if v.spans_mismatch or v.seals_rejected or v.foreign_headers or stats.refusals:
         return 3
     return 0
+
+
+def _sample(window: list, now: float, frames: int, nbytes: int, span: float = 2.0) -> None:
+    """Add a (time, frames, bytes) sample; keep the last ``span`` s, but never fewer than two
+    samples: a loop slowed by rendering, or a status line every 5 s, must not read 0 fps."""
+    window.append((now, frames, nbytes))
+    while len(window) > 2 and now - window[1][0] >= span:
+        window.pop(0)
 
 
 def _status(window, latencies, v) -> str:
