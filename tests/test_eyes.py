@@ -73,6 +73,30 @@ def test_an_eye_that_reads_open_but_shows_no_contrast_is_hidden(face):
     assert eye_state(EyeObservation(obs.contour, obs.iris, np.array([3.0, 3.0])), shut).visible.all()
 
 
+def test_a_closing_eye_with_little_contrast_is_a_blink_not_a_hidden_eye(face):
+    """A closing eye reads 0.1-0.15 open with a luminance spread of ~15: the tracker judges
+    contrast against the eye's usual opening, so the blink survives; a lens does not."""
+
+    class Contrast(_ScriptedModel):
+        def __init__(self, lm, script, contrast):
+            super().__init__(lm, script)
+            self.contrast = contrast
+
+        def __call__(self, frame, landmarks):
+            obs = super().__call__(frame, landmarks)
+            return EyeObservation(obs.contour, obs.iris, np.full(2, self.contrast[self.i - 1]))
+
+    script = [(1.0, 0.0)] * 8 + [(0.5, 0.0)] * 3 + [(1.0, 0.0)] * 4
+    contrast = [90.0] * 8 + [15.0] * 3 + [90.0] * 4
+    tracker = EyeTracker(Contrast(face, script, contrast))
+    out = [tracker.update(None, face, i / 30) for i in range(len(script))]
+    assert all(o.visible.all() for o in out)  # the half-closed frames stay visible
+    assert min(o.openness[0] for o in out[8:11]) < 0.7 * out[7].openness[0]
+    lens = EyeTracker(Contrast(face, [(1.0, 0.0)] * 8 + [(0.9, 0.0)] * 3, [90.0] * 8 + [20.0] * 3))
+    seen = [lens.update(None, face, i / 30) for i in range(11)]
+    assert not seen[-1].visible.any()  # as open as usual over a uniform region: hidden
+
+
 def test_implausible_iris_is_not_visible(face):
     st = eye_state(observation(face, radius=40.0), face)  # an iris wider than the eye: not an eye
     assert not st.visible.any()

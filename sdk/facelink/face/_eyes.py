@@ -68,11 +68,14 @@ _IRIS_RADIUS_RANGE = (0.08, 0.4)
 _MIN_WIDTH_RATIO = 0.55
 #: smallest eye width (pixels) the model is run on
 _MIN_EYE_PX = 6.0
-#: an eye that reads open (opening >= _OPEN_CLAIM) must show at least this luminance spread inside
-#: its lid contour (sclera against iris, ~100 on a real eye): sunglasses or a hand read as open,
-#: half-shut, looking down, and show a nearly uniform region
-_OPEN_CLAIM = 0.1
+#: an eye that reads open must show a luminance spread inside its lid contour (sclera against
+#: iris: 40-110 on real eyes): sunglasses or a hand read as half-shut eyes looking down over a
+#: nearly uniform region.  Per frame (``eye_state``) only a flat region is refused outright
+#: (a closing eye reads 0.1-0.15 open with a spread of ~15, like a hand); the tracker refuses
+#: a spread below _MIN_CONTRAST where the eye reads at least _OPEN_CLAIM of its usual opening.
+_OPEN_CLAIM = 0.7
 _MIN_CONTRAST = 30.0
+_FLAT = 10.0
 #: the gaze is held while the eye is below this fraction of its usual opening (a blink: the
 #: iris estimate under a closing lid is meaningless; looking down narrows the eye far less)
 _GAZE_HOLD = 0.55
@@ -210,7 +213,7 @@ def eye_state(obs: EyeObservation, landmarks: np.ndarray) -> EyeState:
             and abs(gaze[e, 0]) < 0.45
             and abs(gaze[e, 1]) < 0.45
             and bool(np.all(np.isfinite(c)))
-            and not (obs.contrast is not None and openness[e] >= _OPEN_CLAIM and obs.contrast[e] < _MIN_CONTRAST)
+            and not (obs.contrast is not None and openness[e] >= 0.1 and obs.contrast[e] < _FLAT)
         )
     return EyeState(gaze, openness, brow, radius, visible)
 
@@ -242,8 +245,11 @@ class EyeTracker:
         if landmarks is None:
             self.reset()
             return None
-        st = eye_state(self.model(frame, landmarks), landmarks)
-        vis = st.visible
+        obs = self.model(frame, landmarks)
+        st = eye_state(obs, landmarks)
+        vis = st.visible.copy()
+        if obs.contrast is not None:  # reads as open as usual, over a uniform region: not an eye
+            vis &= ~((st.openness >= _OPEN_CLAIM * self._open) & (obs.contrast < _MIN_CONTRAST) & (self._open > 0))
         v = np.column_stack([st.gaze, st.openness])  # per eye: gaze x, gaze y, openness
         if not vis.any():
             if self._last is None:
