@@ -1,11 +1,11 @@
 """FaceLink: low-bandwidth talking-head video for the edge.
 
-A sender tracks a face and emits a few kbit/s of signed keypoints (head pose +
-expression); a receiver re-synthesises the face from one reference image.
+A sender tracks a face and emits a few kbit/s of signed keypoints (head pose,
+expression and the eyes); a receiver re-synthesises the face from one reference image.
 
 >>> import facelink
 >>> facelink.__version__
-'0.1.0'
+'0.2.0'
 """
 
 from ._version import __version__
@@ -28,13 +28,14 @@ from .errors import (
     NoFaceError,
     VerificationError,
 )
-from .face import FaceObservation, FaceTracker, create_tracker
+from .face import EyeState, FaceObservation, FaceTracker, create_tracker
 from .keypoints import ExpressionBasis, KeypointFitter, Pose, default_basis
 
 __all__ = [
     "BackendUnavailable",
     "CodecParams",
     "ExpressionBasis",
+    "EyeState",
     "FaceLinkError",
     "FaceObservation",
     "FaceTracker",
