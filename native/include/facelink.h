@@ -218,7 +218,7 @@ FACELINK_API uint32_t facelink_abi_version(void);
  * FACELINK_E_PYTHON with the reason if Python or the facelink package cannot start. */
 FACELINK_API facelink_status facelink_init(void);
 
-/* The facelink Python package version ("0.2.0"), or NULL if the runtime cannot start. */
+/* The facelink Python package version ("0.1.0"), or NULL if the runtime cannot start. */
 FACELINK_API const char *facelink_version(void);
 
 /* This thread's last error message ("" after a success).  Never NULL. */

@@ -5,7 +5,7 @@ expression and the eyes); a receiver re-synthesises the face from one reference 
 
 >>> import facelink
 >>> facelink.__version__
-'0.2.0'
+'0.1.0'
 """
 
 from ._version import __version__
