@@ -27,6 +27,7 @@ from .codec import FrameKind, KeypointFrame, Reference, StreamDecoder
 from .codec._stream import eye_reference
 from .generator import EyeControls
 from .errors import InputError
+from .face import EyeState
 from .watermark import MIN_SIDE, PUBLIC_MARK_KEY, Watermarker, WatermarkPayload
 from .keypoints import ExpressionBasis, KeypointFitter, Pose, euler_from_matrix, matrix_from_euler
 from .provenance._manifest import RecordingLog
@@ -98,8 +99,6 @@ EYE_DOWN_SHIFT = 0.2
 
 def _per_eye(values: np.ndarray) -> np.ndarray:
     """(2, 3) rows of (gaze x, gaze y, openness) per eye from the 6 coded eye values."""
-    from .face import EyeState
-
     st = EyeState.from_array(values)
     return np.column_stack([st.gaze, st.openness])
 
@@ -273,8 +272,6 @@ class SessionRenderer:
         # where the target's irises are: measured on a motion-transfer target, else the stream's
         target_eyes = self.target.eyes if self.target is not None else None
         if self.target is None and sender_eyes is not None:
-            from .face import EyeState
-
             target_eyes = EyeState.from_array(*sender_eyes)
         self._gen = Generator(ref.image, ref.landmarks, backend=self.backend, refiner=self.refiner, reference_eyes=target_eyes)
         if self._receiver_key is None:

@@ -276,10 +276,6 @@ class EyeDriver:
                 self.gaze_weight[i] = NEAR_CORNER.get(i, 1.0)
             self.gaze_weight[a] = self.gaze_weight[b] = 0.0
 
-    @staticmethod
-    def _ey_drv(drv: np.ndarray) -> np.ndarray:
-        return eye_axes(drv)[1]
-
     def drive(self, drv: np.ndarray, c: EyeControls, s1: float, r1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Apply the lids to the driving landmarks (in place).  Returns them, how shut
         each eye is (0..1, for the lash lines) and the iris shift per eye in reference pixels."""
@@ -289,7 +285,7 @@ class EyeDriver:
             gap = s1 * (self.ref[list(upper)] - self.ref[list(lower)]) @ r1.T
             new_upper = drv[list(lower)] + g * gap
             if g < SHUT_OVERLAP_BELOW:  # a shut lid overlaps the lower lid a little: no sclera slivers
-                new_upper[:, :2] += (1.0 - g / SHUT_OVERLAP_BELOW) * SHUT_OVERLAP * s1 * self._ey_drv(drv)
+                new_upper[:, :2] += (1.0 - g / SHUT_OVERLAP_BELOW) * SHUT_OVERLAP * s1 * eye_axes(drv)[1]
             move = new_upper - drv[list(upper)]
             drv[list(upper)] = new_upper
             drv[list(crease)] += CREASE_FOLLOW * move
