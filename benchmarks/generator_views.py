@@ -15,6 +15,12 @@ is the reference, the tracker's landmarks of every ``--every``-th later frame dr
   13-14 over the corner distance 78-308) exceeds 0.25; the box is the outer lips' bounding box
   of the true frame grown by 25 % per side.
 
+``--regions`` adds region references as a ``medium`` sender makes them
+(``facelink.codec._regions``): the sender's picker sees every frame in order; each crop goes
+through its packet's bytes and the receiver's parser and reaches the generator after the frame
+it was sent with.  Open-mouth frames within 2 frames of a crop's own frame are left out of the
+mouth score (with and without ``--regions``), so a crop never scores itself.
+
 ``--sheet`` writes a contact sheet, one row per clip: reference | true and generated frame at
 the widest mouth | true and generated frame at the largest head rotation | the reference
 re-posed by yaw -30 and +30 degrees and by (yaw 20, pitch -5).  It shows third-party footage:
@@ -92,7 +98,29 @@ def load_clip(clip, size: int, frames: int, models, cache: Path | None):
     return out
 
 
-def run_clip(frames: np.ndarray, lm: np.ndarray, ok: np.ndarray, every: int, sheet: bool) -> tuple[dict, list | None] | None:
+def region_packets(frames: np.ndarray, lm: np.ndarray, ok: np.ndarray, i0: int) -> list[tuple[int, bytes]]:
+    """(frame index it arrives with, packet) for every region reference a ``medium`` sender sends."""
+    from facelink.codec import QUALITY_PRESETS
+    from facelink.codec._regions import RegionPicker, mouth_opening
+    from facelink.keypoints import canonicalize
+
+    b = default_basis()
+    ref_open = mouth_opening(canonicalize(b, lm[i0].astype(np.float64))[0])
+    picker = RegionPicker(bytes(32), b, QUALITY_PRESETS["medium"].region_bytes, ref_open)
+    out = []
+    for i in range(i0 + 1, len(frames)):
+        pkt = picker.offer(i, frames[i], lm[i].astype(np.float64) if ok[i] else None)
+        if pkt is not None:
+            out.append((i, pkt))
+    return out
+
+
+def run_clip(
+    frames: np.ndarray, lm: np.ndarray, ok: np.ndarray, every: int, sheet: bool, regions: bool = False
+) -> tuple[dict, list | None] | None:
+    from facelink.bitstream import parse_packet
+    from facelink.codec._regions import parse_region
+
     if ok.sum() < 10:
         return None
     i0 = int(np.argmax(ok))
@@ -101,14 +129,22 @@ def run_clip(frames: np.ndarray, lm: np.ndarray, ok: np.ndarray, every: int, she
     rows, mouth = [], []
     widest = turn = None
     r0 = rotation(ref_lm)
+    # the crops a sender would send (made either way, so both runs score the same frames)
+    pending = region_packets(frames, lm, ok, i0)
+    own_frames = {int(parse_packet(p).frame_seq) + d for _, p in pending for d in range(-2, 3)}
+    sent = []
     with Generator(ref, ref_lm) as gen:
         for i in range(i0 + 1, len(frames), every):
+            while regions and pending and pending[0][0] < i:
+                r = parse_region(parse_packet(pending.pop(0)[1]))
+                gen.set_mouth_interior(r.image, r.pixels, r.canonical)
+                sent.append(r.frame_seq)
             if not ok[i]:
                 continue
             out, true = gen.render(lm[i]), frames[i]
             rows.append((ssim(out, true), ssim(ref, true), psnr(out, true), psnr(ref, true)))
             m = mouth_aspect(lm[i])
-            if m > OPEN_MAR:
+            if m > OPEN_MAR and i not in own_frames:
                 x0, y0, x1, y1 = mouth_box(lm[i], h, w)
                 if x1 - x0 > 10 and y1 - y0 > 10:
                     mouth.append(ssim(out[y0:y1, x0:x1], true[y0:y1, x0:x1]))
@@ -126,7 +162,7 @@ def run_clip(frames: np.ndarray, lm: np.ndarray, ok: np.ndarray, every: int, she
     res = {
         "ssim": float(a[0]), "ssim_static": float(a[1]), "psnr": float(a[2]), "psnr_static": float(a[3]),
         "mouth_ssim": float(np.mean(mouth)) if mouth else None, "mouth_frames": len(mouth), "mouth_all": [float(x) for x in mouth],
-        "widest_mar": float(widest[0]), "largest_turn_deg": float(turn[0]),
+        "widest_mar": float(widest[0]), "largest_turn_deg": float(turn[0]), "regions_from": sent,
     }  # fmt: skip
     return res, tiles
 
@@ -139,6 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sheet", type=Path)
+    ap.add_argument("--regions", action="store_true", help="send region references (crops of the open mouth)")
     args = ap.parse_args(argv)
     clips = real_clips()
     if not clips:
@@ -154,7 +191,7 @@ def main(argv=None) -> int:
         except Exception as e:  # a clip the reader cannot use: say so, go on
             print(f"{c.rel}: skipped ({e})", file=sys.stderr)
             continue
-        got = run_clip(*data, args.every, args.sheet is not None)
+        got = run_clip(*data, args.every, args.sheet is not None, args.regions)
         if got is None:
             continue
         res[c.rel], tiles = got

@@ -40,7 +40,9 @@ def main(argv=None) -> int:
                 return print(f"{args.to}: no receiver", file=sys.stderr) or 1
             for frame in frames:  # capture -> track -> send
                 face = tracker.update(frame.image, frame.time)
-                sender.send_frame(frame.index, frame.time, face.landmarks if face else None, eyes=face.eyes if face else None)
+                sender.send_frame(
+                    frame.index, frame.time, face.landmarks if face else None, eyes=face.eyes if face else None, image=frame.image
+                )
     print(f"{sender.stats.frames_sent} frames sent, {sender.stats.total_bytes} bytes")
     return 0
 

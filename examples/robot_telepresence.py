@@ -92,8 +92,9 @@ def call(args) -> int:
             sender.service(0.0)
             face = tracker.update(frame.image, frame.time)
             sender.send_frame(
-                frame.index, frame.time, face.landmarks if face else None, captured_at=time.time(), eyes=face.eyes if face else None
-            )
+                frame.index, frame.time, face.landmarks if face else None, captured_at=time.time(),
+                eyes=face.eyes if face else None, image=frame.image,
+            )  # fmt: skip
             # the peer -> this side: verify, generate and show the newest frame
             got = [r.delivery for r in receiver.poll(0.0) if r.delivery.frame is not None]
             core = receiver.core

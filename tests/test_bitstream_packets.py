@@ -110,10 +110,10 @@ _EXT_AT = _DIGEST_AT + 32 + 4 + 1
 CORRUPT: dict[str, tuple[Callable[[], bytes], str]] = {
     "bad_magic.bin": (lambda: b"FX" + bytes(GOLDEN["end.bin"])[2:], "bad packet magic 4658 (expected 464c, 'FL')"),
     "bad_version.bin": (
-        lambda: _patch(bytes(GOLDEN["end.bin"]), 2, b"\x03"),
-        "unsupported bitstream version 3 (this parser reads versions 1, 2; a newer FaceLink wrote it: upgrade)",
+        lambda: _patch(bytes(GOLDEN["end.bin"]), 2, b"\x04"),
+        "unsupported bitstream version 4 (this parser reads versions 1, 2, 3; a newer FaceLink wrote it: upgrade)",
     ),
-    "unknown_type.bin": (lambda: _patch(bytes(GOLDEN["end.bin"]), 3, b"\x08"), "unknown packet type 0x08"),
+    "unknown_type.bin": (lambda: _patch(bytes(GOLDEN["end.bin"]), 3, b"\x0a"), "unknown packet type 0x0a"),
     "header_truncated.bin": (lambda: b"FL\x01", "packet truncated: header needs 1 more byte"),
     "key_frame_truncated.bin": (
         lambda: bytes(GOLDEN["key_frame.bin"])[:4],
@@ -259,8 +259,9 @@ def test_packet_type_table_is_fixed() -> None:
         "NO_FACE": 0x05,
         "SEAL": 0x06,
         "END": 0x07,
+        "REGION_REFERENCE": 0x09,
     }
-    assert BITSTREAM_VERSION == 2
+    assert BITSTREAM_VERSION == 3
 
 
 def test_packet_sizes() -> None:
@@ -372,7 +373,7 @@ def _header_with(**changes: object) -> SessionHeader:
         (lambda: KeyFrame(0, 1 << 31, b""), ValueError, r"pts_offset 2147483648 out of range"),
         (lambda: KeyFrame(0, 0, bytes(513), version=1), ValueError, r"payload must be 0\.\.512 bytes, got 513"),
         (lambda: KeyFrame(0, 0, bytes(561)), ValueError, r"payload must be 0\.\.560 bytes, got 561"),
-        (lambda: KeyFrame(0, 0, b"", version=3), ValueError, r"bitstream version 3 is not supported"),
+        (lambda: KeyFrame(0, 0, b"", version=4), ValueError, r"bitstream version 4 is not supported"),
         (lambda: KeyFrame(0, 0.0, b""), TypeError, "pts_offset must be an int, got float"),
         (lambda: PredictedFrame.from_values(0, 0, [1] * 5, bytes(5)), ValueError, r"a frame has 6\.\.76 values"),
         (lambda: PredictedFrame.from_values(0, 0, [1] * 7, bytes(6)), ValueError, "got 7 values for 6 scale"),
@@ -542,6 +543,14 @@ any_packet = st.one_of(
         signature=st.binary(min_size=64, max_size=64),
     ),
     st.builds(End, seq=_u16, total_frames=st.integers(0, 0xFFFFFFFF)),
+    st.builds(
+        packets.RegionReference,
+        digest_prefix=st.binary(min_size=8, max_size=8),
+        kind=st.integers(1, 255),
+        frame_seq=_u16,
+        points=st.lists(st.tuples(*[st.integers(-32768, 32767)] * 4), min_size=1, max_size=packets.MAX_REGION_POINTS).map(tuple),
+        image=st.binary(min_size=1, max_size=300),
+    ),
 )
 
 
@@ -562,7 +571,7 @@ def test_fuzz_arbitrary_bytes(data: bytes) -> None:
 
 
 @FUZZ
-@given(st.sampled_from([1, 2]), st.integers(0, 9), st.binary(max_size=200))
+@given(st.sampled_from([1, 2, 3]), st.integers(0, 10), st.binary(max_size=200))
 def test_fuzz_well_formed_headers(version: int, ptype: int, body: bytes) -> None:
     _check_any_outcome(b"FL" + bytes([version, ptype]) + body)
 
@@ -591,7 +600,7 @@ HEADER_V2 = dataclasses.replace(HEADER, extensions=((0x01, b"\x01\x02\x03"), (EY
 KEY_VALUES_V2 = KEY_VALUES + [3, -1, -9, 0, 4, -10]
 GOLDEN_V2: dict[str, Packet] = {
     "session_header_v2_eyes.bin": HEADER_V2,
-    "key_frame_v2.bin": KeyFrame.from_values(7, 0, KEY_VALUES_V2, HEADER_V2.frame_scales[0]),
+    "key_frame_v2.bin": KeyFrame.from_values(7, 0, KEY_VALUES_V2, HEADER_V2.frame_scales[0], version=2),
 }
 
 
@@ -636,4 +645,43 @@ def test_malformed_eye_channels_are_refused(value: bytes, message: str) -> None:
     data = data[:2] + b"\x02" + data[3:]  # the same bytes as a version-2 header
     with pytest.raises(InvalidPacket) as excinfo:
         parse_packet(data)
+    assert re.match(message, str(excinfo.value)), str(excinfo.value)
+
+
+# ---------------------------------------------------------------- version 3: region references
+
+REGION = packets.RegionReference(
+    digest_prefix=HEADER.reference_digest[:8],
+    kind=packets.RegionKind.MOUTH_OPEN,
+    frame_seq=41,
+    points=tuple((8 * i, -8 * i, 4096 - i, -2048 + 3 * i) for i in range(20)),
+    image=b"\xff\xd8 jpeg bytes \xff\xd9",
+)
+
+
+def test_golden_region_reference_is_byte_exact() -> None:
+    data = golden("region_reference_v3.bin", bytes(REGION))
+    assert data == bytes(REGION) and data[2:4] == b"\x03\x09"
+    parsed = parse_packet(data)
+    assert parsed == REGION and bytes(parsed) == data
+    assert parsed.pixel_points[3].tolist() == [3.0, -3.0]
+    assert np.allclose(parsed.canonical_points[2], [(4096 - 2) / 4096, (-2048 + 6) / 4096])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (lambda b: b[:2] + b"\x02" + b[3:], "REGION_REFERENCE: region references need bitstream version 3, not 2"),
+        (lambda b: b[:4] + b[4:12] + b"\x00" + b[13:], "REGION_REFERENCE: kind 0 out of range"),
+        (lambda b: b[:15] + b"\x00" + b[16:], r"REGION_REFERENCE: 0 points \(1\.\.64\)"),
+        (lambda b: b[:15] + b"\x41" + b[16:], r"REGION_REFERENCE: 65 points \(1\.\.64\)"),
+        (lambda b: b[: 16 + 20 * 8] + b"\x02" + b[17 + 20 * 8 :], "REGION_REFERENCE: unknown image format 2"),
+        (lambda b: b[: 17 + 20 * 8], r"REGION_REFERENCE: image of 0 bytes \(1\.\.24000\)"),
+        (lambda b: b + bytes(packets.MAX_REGION_IMAGE), r"REGION_REFERENCE: image of 24016 bytes \(1\.\.24000\)"),
+        (lambda b: b[:30], "packet truncated: REGION_REFERENCE needs"),
+    ],
+)
+def test_malformed_region_references_are_refused(data: Callable[[bytes], bytes], message: str) -> None:
+    with pytest.raises(InvalidPacket) as excinfo:
+        parse_packet(data(bytes(REGION)))
     assert re.match(message, str(excinfo.value)), str(excinfo.value)

@@ -155,7 +155,7 @@ def test_eye_values_round_trip_within_half_a_step(face):
     ref = _reference(face, ref_eyes)
     params = QUALITY_PRESETS["medium"]
     enc = StreamEncoder(ref, params, width=256, height=256, fps=30)
-    assert enc.header.version == 2 and enc.header.eye_channels is not None
+    assert enc.header.version == 3 and enc.header.eye_channels is not None
     values, radius = eye_reference(enc.header)
     assert np.allclose(values, ref_eyes.as_array(), atol=1e-6) and np.allclose(radius, ref_eyes.iris_radius, atol=1e-6)
     dec = StreamDecoder(reference=ref)
@@ -190,7 +190,7 @@ def test_streams_without_eye_channels_decode_without_eyes(face):
     assert dec.feed(pkt).eyes is None
 
 
-def test_a_version_1_packet_in_a_version_2_session_is_refused(face):
+def test_a_version_1_packet_in_a_newer_session_is_refused(face):
     from facelink.bitstream import NoFace
 
     ref = _reference(face, None)
@@ -198,7 +198,7 @@ def test_a_version_1_packet_in_a_version_2_session_is_refused(face):
     dec = StreamDecoder(reference=ref)
     for p in enc.start():
         dec.feed(p)
-    with pytest.raises(InvalidPacket, match="a version 1 packet in a version 2 session"):
+    with pytest.raises(InvalidPacket, match="a version 1 packet in a version 3 session"):
         dec.feed(bytes(NoFace(0, version=1)))
 
 

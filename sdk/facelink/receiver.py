@@ -23,6 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .bitstream import RegionKind
 from .codec import FrameKind, KeypointFrame, Reference, StreamDecoder
 from .codec._stream import eye_reference
 from .generator import EyeControls
@@ -282,6 +283,15 @@ class SessionRenderer:
         self.log.start(bytes(h), target_sha256=self.target.digest if self.target is not None else None, pose_offset=self.pose_offset)
         self._session = h.session_id
         self._last = ref.image
+        self._region_serial = -1
+
+    def _apply_regions(self, decoder: StreamDecoder) -> None:
+        """Hand the session's region references to the generator (the sender's own face only:
+        a motion-transfer target keeps its own mouth)."""
+        self._region_serial = decoder.region_serial
+        mouth = decoder.regions.get(RegionKind.MOUTH_OPEN)
+        if mouth is not None and self.target is None:
+            self._gen.set_mouth_interior(mouth.image, mouth.pixels, mouth.canonical)  # type: ignore[union-attr]
 
     def set_eye_contact(self, on: bool) -> None:
         """Turn eye contact on or off from the next frame (see :meth:`Retargeter.eyes`)."""
@@ -307,6 +317,8 @@ class SessionRenderer:
 
         self.prepare(decoder)
         held = kf.pose is None
+        if decoder.region_serial != self._region_serial:
+            self._apply_regions(decoder)
         if not held:
             lm = self.driving_landmarks(kf)
             eyes = self._retarget.eyes(kf)  # type: ignore[union-attr]

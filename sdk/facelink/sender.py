@@ -10,6 +10,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .codec import CodecParams, KeypointFrame, Reference, StreamEncoder
+from .codec._regions import RegionPicker, mouth_opening
 from .errors import InputError, NoFaceError
 from .face import FaceObservation, FaceTracker, create_models, create_tracker, eye_state
 from .face._factory import FaceDetector, LandmarkModel
@@ -59,13 +60,16 @@ def make_reference(
 
 @dataclass
 class EncodeStats:
-    """What an encode produced; ``kbps`` counts every packet except the one-time reference chunks."""
+    """What an encode produced; ``kbps`` counts every packet except the one-time reference
+    chunks and region references (``reference_bytes``, ``region_bytes``)."""
 
     frames: int = 0
     face_frames: int = 0
     key_frames: int = 0
     bytes: int = 0
     reference_bytes: int = 0
+    region_bytes: int = 0
+    regions: int = 0
     duration: float = 0.0
     wall: float = 0.0
     faces_max: int = 0
@@ -74,6 +78,12 @@ class EncodeStats:
     @property
     def kbps(self) -> float:
         return 8 * self.bytes / max(self.duration, 1e-9) / 1000
+
+    @property
+    def kbps_with_regions(self) -> float:
+        """``kbps`` plus the region references spread over the stream, or over 60 s if shorter
+        (they are sent once per session: a short clip would overstate their share)."""
+        return self.kbps + 8 * self.region_bytes / max(self.duration, 60.0) / 1000
 
     @property
     def fps(self) -> float:
@@ -86,6 +96,9 @@ class EncodeStats:
             "key_frames": self.key_frames,
             "bytes": self.bytes,
             "reference_bytes": self.reference_bytes,
+            "region_bytes": self.region_bytes,
+            "regions": self.regions,
+            "kbps_with_regions": round(self.kbps_with_regions, 3),
             "duration_s": round(self.duration, 4),
             "kbps": round(self.kbps, 3),
             "fps": round(self.fps, 2),
@@ -123,6 +136,10 @@ class FrameEncoder:
         )
         self.stats = EncodeStats(reference_bytes=len(reference.blob))
         self.last_observation: FaceObservation | None = None
+        self.regions = RegionPicker(
+            self.codec.header.reference_digest, self.codec.basis, params.region_bytes, mouth_opening(canonicalize(self.codec.basis, reference.landmarks)[0])
+        )
+        self._extra: list[bytes] = []
 
     def start(self) -> list[bytes]:
         pkts = self.codec.start()
@@ -138,6 +155,11 @@ class FrameEncoder:
         )
         t2 = time.perf_counter()
         self.last_observation = obs
+        region = self.regions.offer(frame.index, frame.image, obs.landmarks if obs is not None else None)
+        if region is not None:
+            self._extra.append(region)
+            self.stats.region_bytes += len(region)
+            self.stats.regions += 1
         s = self.stats
         s.timings["track"] += t1 - t0
         s.timings["code"] += t2 - t1
@@ -148,6 +170,11 @@ class FrameEncoder:
         if obs is not None:
             s.faces_max = max(s.faces_max, obs.faces_detected)
         return pkt, kf
+
+    def take_extra(self) -> list[bytes]:
+        """Packets due after the last :meth:`push`'s frame packet (region references), once."""
+        out, self._extra = self._extra, []
+        return out
 
     def end(self) -> bytes:
         pkt = self.codec.end()
@@ -257,6 +284,8 @@ def encode_file(
         for frame in video:
             pkt, _ = enc.push(frame)
             sink(pkt)
+            for extra in enc.take_extra():
+                sink(extra)
             if t_first is None:
                 t_first = frame.time
             last_t = frame.time

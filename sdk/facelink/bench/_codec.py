@@ -100,7 +100,9 @@ def facelink_points(fast: bool = False, names: Sequence[str] | None = None) -> l
 
     ``names`` picks points by name; besides the five, ``<preset>-noeyes`` is a preset without
     the eye channels (the generator then shapes blinks from the landmarks alone, as before
-    bitstream version 2) for comparison.  Unknown names raise ``ValueError``.
+    bitstream version 2) and ``<preset>-noregions`` one without region references (the mouth
+    interior then comes from the reference alone, as before version 3), for comparison.
+    Unknown names raise ``ValueError``.
     """
     low, medium, high = QUALITY_PRESETS["low"], QUALITY_PRESETS["medium"], QUALITY_PRESETS["high"]
     points = {
@@ -113,6 +115,7 @@ def facelink_points(fast: bool = False, names: Sequence[str] | None = None) -> l
     if names is not None:
         for preset in ("low", "medium", "high"):
             points[f"{preset}-noeyes"] = QUALITY_PRESETS[preset].with_(eyes=False)
+            points[f"{preset}-noregions"] = QUALITY_PRESETS[preset].with_(region_bytes=0)
         unknown = [n for n in names if n not in points]
         if unknown:
             raise ValueError(f"unknown FaceLink point(s) {', '.join(unknown)}; choose from {', '.join(points)}")
@@ -435,6 +438,8 @@ class RunResult:
     samples: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     #: FaceLink only: the frame at ``VIEW_POSITION`` decoded with each of ``VIEW_POSES``
     views: dict[tuple[float, float, float], np.ndarray] = field(default_factory=dict, repr=False)
+    #: FaceLink only: one-time region references (crops of the open mouth), not in ``kbps``
+    region_bytes: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -444,6 +449,7 @@ class RunResult:
             "kbps": round(self.kbps, 4),
             "bytes": self.bytes,
             "reference_bytes": self.reference_bytes,
+            "region_bytes": self.region_bytes,
             "frames": self.frames,
             "key_frames": self.key_frames,
             "quality": {k: (None if v is None else round(v, 6)) for k, v in self.quality.items()},
@@ -522,6 +528,8 @@ def _run_facelink(
         if r is None:
             raise RuntimeError("FaceLink receiver produced no frame for a frame packet")
         out.append(r.image)
+        for extra in enc.take_extra():  # region references: one-time, like the reference
+            rnd.push(extra)
     rnd.push(enc.end())
     wall = time.perf_counter() - t0
     views = _views(start, sent[: view_position + 1], backend) if view_position is not None else {}
@@ -533,7 +541,7 @@ def _run_facelink(
     return RunResult(
         "facelink", name, None, 8 * s.bytes / duration / 1000, s.bytes, s.reference_bytes, s.frames, s.key_frames, q,
         {"encode": s.timings["code"], "receive": max(wall - s.timings["code"] - s.timings["track"], 0.0), "generate": rnd.generate_seconds, "metrics": t2 - t1},
-        _params_dict(params), _samples(out, positions), views,
+        _params_dict(params), _samples(out, positions), views, s.region_bytes,
     )  # fmt: skip
 
 
@@ -765,6 +773,7 @@ def summarize(clips: Sequence[dict]) -> dict:
                 "kbps_min": float(np.min([r["kbps"] for r in rs])),
                 "kbps_max": float(np.max([r["kbps"] for r in rs])),
                 "reference_bytes": float(np.mean([r["reference_bytes"] for r in rs])),
+                "region_bytes": float(np.mean([r.get("region_bytes", 0) for r in rs])),
                 "quality": quality,
                 "clips": len(rs),
             }

@@ -26,6 +26,7 @@ from facelink.bitstream.packets import (
     Packet,
     PredictedFrame,
     ReferenceChunk,
+    RegionReference,
     Seal,
     SessionHeader,
 )
@@ -50,7 +51,7 @@ _LENGTH_VARINT_BYTES = 3  # 2**21 - 1 >= MAX_RECORD_SIZE
 #: a filesystem path, or a binary file object opened by the caller (not closed here)
 PathOrFile = Union[str, os.PathLike[str], BinaryIO]
 
-_PACKET_CLASSES = (SessionHeader, ReferenceChunk, KeyFrame, PredictedFrame, NoFace, Seal, End)
+_PACKET_CLASSES = (SessionHeader, ReferenceChunk, KeyFrame, PredictedFrame, NoFace, Seal, End, RegionReference)
 
 
 def _plural(n: int, word: str) -> str:

@@ -56,6 +56,8 @@ __all__ = [
     "PacketType",
     "PredictedFrame",
     "ReferenceChunk",
+    "RegionKind",
+    "RegionReference",
     "SUPPORTED_VERSIONS",
     "Seal",
     "SessionHeader",
@@ -65,9 +67,10 @@ __all__ = [
 #: first two bytes of every packet
 MAGIC = b"FL"
 #: the bitstream version this module writes; it reads every version in SUPPORTED_VERSIONS
-BITSTREAM_VERSION = 2
-#: version 1: pose + expression; version 2 adds the eye channels (session-header extension 3)
-SUPPORTED_VERSIONS = (1, 2)
+BITSTREAM_VERSION = 3
+#: version 1: pose + expression; version 2 adds the eye channels (session-header extension 3);
+#: version 3 adds region references (packet type 0x09)
+SUPPORTED_VERSIONS = (1, 2, 3)
 #: pose fields before the expression coefficients: 3 rotations, 2 translations, log-scale
 POSE_FIELDS = 6
 #: largest number K of expression coefficients
@@ -81,7 +84,10 @@ EYE_TAG = 3
 #: largest range-coded payload of a frame packet: 70 values (version 1) never need more than
 #: 492 bytes, 76 (version 2: 6 + 64 + 6) never more than 534
 MAX_FRAME_PAYLOAD = 512
-_MAX_PAYLOAD = {1: 512, 2: 560}
+_MAX_PAYLOAD = {1: 512, 2: 560, 3: 560}
+#: largest image of a RegionReference, bytes, and largest number of its points
+MAX_REGION_IMAGE = 24000
+MAX_REGION_POINTS = 64
 
 _HEADER_SIZE = 4
 _U16 = 0xFFFF
@@ -102,6 +108,13 @@ class PacketType(IntEnum):
     NO_FACE = 0x05
     SEAL = 0x06
     END = 0x07
+    REGION_REFERENCE = 0x09  # version 3
+
+
+class RegionKind(IntEnum):
+    """What a :class:`RegionReference` shows.  Values are wire format: never renumber."""
+
+    MOUTH_OPEN = 1  # the sender's open mouth: teeth, tongue, cavity (points: LIPS_INNER)
 
 
 # ---------------------------------------------------------------- helpers
@@ -760,10 +773,95 @@ class End(_PacketBase):
         return {"seq": seq, "total_frames": total_frames}
 
 
+_REGION = struct.Struct("<8sBHB")
+_REGION_POINT = struct.Struct("<4h")
+#: RegionReference point precision: crop pixels in 1/8, canonical units in 1/4096
+REGION_PX_STEP = 1.0 / 8
+REGION_CANON_STEP = 1.0 / 4096
+#: image formats of a RegionReference
+REGION_JPEG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RegionReference(_PacketBase):
+    """A small image of the sender's face in a state the reference lacks (version 3).
+
+    ``digest_prefix``: the first 8 bytes of the session's reference digest (the region
+    belongs to that reference's session); ``kind``: :class:`RegionKind` value (unknown
+    kinds parse and are ignored by decoders); ``frame_seq``: the frame it was taken from;
+    ``points``: (N, 4) int16 rows ``(x, y)`` in the crop in 1/8 pixel and ``(x, y)`` in
+    canonical face units in 1/4096, in the landmark order the kind defines; ``image``: the
+    crop, ``image_format`` 1 = baseline JPEG.
+    """
+
+    TYPE: ClassVar[PacketType] = PacketType.REGION_REFERENCE
+    _MIN_BODY: ClassVar[int] = _REGION.size + 1 + 1
+
+    digest_prefix: bytes
+    kind: int
+    frame_seq: int
+    points: tuple[tuple[int, int, int, int], ...]
+    image: bytes
+    image_format: int = REGION_JPEG
+    version: int = field(default=BITSTREAM_VERSION, kw_only=True)
+
+    def __post_init__(self) -> None:
+        v = _version(self.version)
+        if v < 3:
+            raise ValueError(f"region references need bitstream version 3, not {v}")
+        _set(self, "version", v)
+        _set(self, "digest_prefix", _bytes("digest_prefix", self.digest_prefix, 8, 8))
+        _set(self, "kind", _int("kind", self.kind, 1, 0xFF))
+        _set(self, "frame_seq", _int("frame_seq", self.frame_seq, 0, _U16))
+        _set(self, "image_format", _int("image_format", self.image_format, REGION_JPEG, REGION_JPEG))
+        pts = np.asarray(self.points)
+        if pts.ndim != 2 or pts.shape[1] != 4 or not 1 <= len(pts) <= MAX_REGION_POINTS:
+            raise ValueError(f"points must be 1..{MAX_REGION_POINTS} rows of 4 ints, got shape {pts.shape}")
+        if not np.issubdtype(pts.dtype, np.integer) or pts.min() < -32768 or pts.max() > 32767:
+            raise ValueError("points must be int16 values")
+        _set(self, "points", tuple(tuple(int(x) for x in row) for row in pts))
+        _set(self, "image", _bytes("image", self.image, 1, MAX_REGION_IMAGE))
+
+    def __bytes__(self) -> bytes:
+        return b"".join(
+            (
+                _header(self.TYPE, self.version),
+                _REGION.pack(self.digest_prefix, self.kind, self.frame_seq, len(self.points)),
+                b"".join(_REGION_POINT.pack(*row) for row in self.points),
+                _U8.pack(self.image_format),
+                self.image,
+            )
+        )
+
+    @classmethod
+    def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
+        prefix, kind, frame_seq, n = reader.unpack(_REGION)
+        if not 1 <= n <= MAX_REGION_POINTS:
+            raise InvalidPacket(f"{reader.name}: {n} points (1..{MAX_REGION_POINTS})")
+        points = tuple(reader.unpack(_REGION_POINT) for _ in range(n))
+        (fmt,) = reader.unpack(_U8)
+        if fmt != REGION_JPEG:
+            raise InvalidPacket(f"{reader.name}: unknown image format {fmt}")
+        image = reader.rest()
+        if not 1 <= len(image) <= MAX_REGION_IMAGE:
+            raise InvalidPacket(f"{reader.name}: image of {len(image)} bytes (1..{MAX_REGION_IMAGE})")
+        return {"digest_prefix": prefix, "kind": kind, "frame_seq": frame_seq, "points": points, "image": image, "image_format": fmt}
+
+    @property
+    def pixel_points(self) -> np.ndarray:
+        """(N, 2) point positions in the crop, pixels."""
+        return np.array(self.points, np.float64)[:, :2] * REGION_PX_STEP
+
+    @property
+    def canonical_points(self) -> np.ndarray:
+        """(N, 2) point positions in canonical face units."""
+        return np.array(self.points, np.float64)[:, 2:] * REGION_CANON_STEP
+
+
 # ---------------------------------------------------------------- dispatch
 
-#: any packet of bitstream version 1
-Packet = Union[SessionHeader, ReferenceChunk, KeyFrame, PredictedFrame, NoFace, Seal, End]
+#: any packet
+Packet = Union[SessionHeader, ReferenceChunk, KeyFrame, PredictedFrame, NoFace, Seal, End, RegionReference]
 
 _PARSERS: Dict[PacketType, Callable[[bytes], Packet]] = {
     PacketType.SESSION_HEADER: SessionHeader._parse_body,
@@ -773,6 +871,7 @@ _PARSERS: Dict[PacketType, Callable[[bytes], Packet]] = {
     PacketType.NO_FACE: NoFace._parse_body,
     PacketType.SEAL: Seal._parse_body,
     PacketType.END: End._parse_body,
+    PacketType.REGION_REFERENCE: RegionReference._parse_body,
 }
 
 _TYPES_BY_BYTE: Dict[int, PacketType] = {int(t): t for t in PacketType}

@@ -147,7 +147,7 @@ def run(args) -> int:
             seal_bytes += len(p) if p[3] == PacketType.SEAL else 0
             ref_packet_bytes += len(p) if p[3] == PacketType.REFERENCE_CHUNK else 0
     out = stats.as_dict()
-    out.update(rate_breakdown(stats.bytes, seal_bytes, ref_packet_bytes, stats.duration))
+    out.update(rate_breakdown(stats.bytes, seal_bytes, ref_packet_bytes, stats.duration, stats.region_bytes))
     header = SessionHeader.parse(packets[0])
     out.update(
         session=session_tag_hex(header),
@@ -174,15 +174,18 @@ def run(args) -> int:
             f"  rate: keypoints {out['kbps_keypoints']:.2f} + seals {out['kbps_seals']:.2f} = {out['kbps_with_seals']:.2f} kbps; "
             f"reference {out['reference_bytes']} bytes once ({w_ref}x{h_ref}, JPEG q{ref_opts['quality']}): "
             f"+{a['this_clip']:.1f} kbps over this {out['duration_s']:.1f} s clip, +{a['1_min']:.1f} over 1 min, "
-            f"+{a['10_min']:.2f} over 10 min; all-in {out['kbps_all_in']:.2f} kbps",
+            f"+{a['10_min']:.2f} over 10 min"
+            + (f"; {out['regions']} region reference(s) {out['region_bytes']} bytes once" if out["regions"] else "")
+            + f"; all-in {out['kbps_all_in']:.2f} kbps",
             file=sys.stderr,
         )
     return 0
 
 
-def rate_breakdown(stream_bytes: int, seal_bytes: int, reference_packet_bytes: int, duration: float) -> dict:
+def rate_breakdown(stream_bytes: int, seal_bytes: int, reference_packet_bytes: int, duration: float, region_bytes: int = 0) -> dict:
     """The rate of a stream, part by part: keypoints (frame packets, session header, end),
-    seals, and the one-off reference, whose cost per second falls with the session's length."""
+    seals, and the one-off reference and region references (crops of the open mouth),
+    whose cost per second falls with the session's length."""
 
     def kbps(n: int, seconds: float) -> float:
         return round(8 * n / max(seconds, 1e-9) / 1000, 3)
@@ -197,5 +200,10 @@ def rate_breakdown(stream_bytes: int, seal_bytes: int, reference_packet_bytes: i
             "1_min": kbps(reference_packet_bytes, 60.0),
             "10_min": kbps(reference_packet_bytes, 600.0),
         },
-        "kbps_all_in": kbps(stream_bytes + seal_bytes + reference_packet_bytes, duration),
+        "region_amortised_kbps": {
+            "this_clip": kbps(region_bytes, duration),
+            "1_min": kbps(region_bytes, 60.0),
+            "10_min": kbps(region_bytes, 600.0),
+        },
+        "kbps_all_in": kbps(stream_bytes + seal_bytes + reference_packet_bytes + region_bytes, duration),
     }

@@ -245,7 +245,9 @@ def run(args) -> int:
                     continue
                 obs = tracker.update(frame.image, frame.time)
                 face = obs.landmarks if obs is not None else None
-                if sender.send_frame(frame.index, frame.time, face, captured_at=captured, eyes=obs.eyes if obs is not None else None):
+                if sender.send_frame(
+                    frame.index, frame.time, face, captured_at=captured, eyes=obs.eyes if obs is not None else None, image=frame.image
+                ):
                     span[0] = frame.time if span[0] is None else span[0]
                     span[1] = frame.time
                 if status.due():

@@ -24,6 +24,9 @@ class CodecParams:
 
     ``eyes`` adds the eye channels (bitstream version 2): per eye the iris position
     (``gaze_step``, eye widths) and the lid opening (``open_step``, eye widths).
+
+    ``region_bytes``: the session's budget for region references (bitstream version 3:
+    crops of the sender's open mouth, sent once when first needed; 0 sends none).
     """
 
     k: int = 16
@@ -36,6 +39,7 @@ class CodecParams:
     eyes: bool = True
     gaze_step: float = 0.01
     open_step: float = 0.012
+    region_bytes: int = 8000
 
     def __post_init__(self) -> None:
         if not 0 <= self.k <= 64:
@@ -47,15 +51,21 @@ class CodecParams:
             raise ValueError("key_interval must be in 1..65535 frames")
         if not 0 <= self.hysteresis < 0.5:
             raise ValueError("hysteresis must be in [0, 0.5)")
+        if not 0 <= self.region_bytes <= 1 << 20:
+            raise ValueError("region_bytes must be in 0..1048576")
 
     def with_(self, **kw) -> "CodecParams":
         return replace(self, **kw)
 
 
 QUALITY_PRESETS: dict[str, CodecParams] = {
-    "low": CodecParams(k=8, rot_step=0.5, trans_step=0.01, scale_step=0.008, coeff_step=0.05, gaze_step=0.02, open_step=0.018),
+    "low": CodecParams(
+        k=8, rot_step=0.5, trans_step=0.01, scale_step=0.008, coeff_step=0.05, gaze_step=0.02, open_step=0.018, region_bytes=4500
+    ),
     "medium": CodecParams(k=16, rot_step=0.25, trans_step=0.005, scale_step=0.004, coeff_step=0.025),
-    "high": CodecParams(k=24, rot_step=0.1, trans_step=0.002, scale_step=0.002, coeff_step=0.01, gaze_step=0.006, open_step=0.008),
+    "high": CodecParams(
+        k=24, rot_step=0.1, trans_step=0.002, scale_step=0.002, coeff_step=0.01, gaze_step=0.006, open_step=0.008, region_bytes=16000
+    ),
 }
 
 #: typical rate (median kbit/s at 30 fps, all packets but the reference) of each operating

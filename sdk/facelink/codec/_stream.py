@@ -22,6 +22,7 @@ from ..errors import InvalidPacket
 from ..keypoints import ExpressionBasis, KeypointFitter, Pose, default_basis
 from ._params import N_POSE, CodecParams
 from ._reference import Reference
+from ._regions import Region, parse_region
 
 __all__ = ["FrameKind", "KeypointFrame", "StreamDecoder", "StreamEncoder", "PTS_HZ", "eye_reference"]
 
@@ -336,6 +337,11 @@ class StreamDecoder:
         self._prev: np.ndarray | None = None
         self._index = -1
         self.ended = False
+        #: the session's region references by kind (:mod:`._regions`); ``region_serial``
+        #: counts the changes, so a renderer can tell when to apply them
+        self.regions: dict[int, Region] = {}
+        self.region_serial = 0
+        self._region_packets: dict[int, bs.RegionReference] = {}
 
     @property
     def ready(self) -> bool:
@@ -358,6 +364,9 @@ class StreamDecoder:
         if not self._external_reference:
             self.reference = None
             self._chunks = {}
+        if self.regions:
+            self.regions, self._region_packets = {}, {}
+            self.region_serial += 1
         self._try_start()
 
     def _on_chunk(self, c: "bs.ReferenceChunk") -> None:
@@ -376,6 +385,20 @@ class StreamDecoder:
             self._chunks = {}
             self._try_start()
 
+    def _on_region(self, pkt: "bs.RegionReference") -> None:
+        h = self.header
+        if h is None:
+            raise InvalidPacket("region reference before the session header")
+        if pkt.digest_prefix != h.reference_digest[:8]:
+            raise InvalidPacket("region reference of another session (its reference digest does not match)")
+        if self._region_packets.get(pkt.kind) == pkt:
+            return  # repeated for late joiners
+        region = parse_region(pkt)
+        if region is not None:
+            self.regions[pkt.kind] = region
+            self._region_packets[pkt.kind] = pkt
+            self.region_serial += 1
+
     def _unwrap(self, seq: int) -> int:
         if self._index < 0:
             return seq
@@ -393,6 +416,9 @@ class StreamDecoder:
             return None
         if isinstance(pkt, bs.End):
             self.ended = True
+            return None
+        if isinstance(pkt, bs.RegionReference):
+            self._on_region(pkt)
             return None
         if not isinstance(pkt, (bs.KeyFrame, bs.PredictedFrame, bs.NoFace)):
             return None  # seals and other control packets are handled by the layers above

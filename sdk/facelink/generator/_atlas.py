@@ -34,9 +34,12 @@ from ._raster import Rasterizer
 __all__ = [
     "Atlas",
     "MouthAtlas",
+    "MouthInterior",
     "eye_atlas",
     "eye_lids",
     "mouth_atlas",
+    "mouth_colours",
+    "mouth_interior_from_crop",
     "mouth_vertex_v",
     "polygon_mask",
     "sample_bilinear",
@@ -250,22 +253,139 @@ def _mouth_tile(u: np.ndarray, v: np.ndarray, opening: float, lip: np.ndarray, t
     return rgb.astype(np.float32)
 
 
-def mouth_atlas(image: np.ndarray, landmarks: np.ndarray, canon: np.ndarray, scale: float, triangles: np.ndarray) -> MouthAtlas:
-    """The mouth-interior texture of a reference (see the module docstring).
+@dataclass(frozen=True)
+class MouthInterior:
+    """An image that shows a mouth interior: the inner-lip points (:data:`LIPS_INNER` order) in
+    its pixels and in canonical units.  ``anchored``: upper teeth stay with the upper lip and
+    lower teeth with the lower one when the mouth opens less or more than in the image (for a
+    wide-open crop); otherwise the interior hangs from the upper lip and a wider opening shows
+    synthetic cavity below it (for the reference's own slightly open mouth)."""
 
-    ``canon`` is the reference face in canonical coordinates (468, 3); ``scale`` the
-    reference's pixels per canonical unit; ``triangles`` (M, 3) the mouth-interior triangles.
-    """
+    image: np.ndarray
+    pixels: np.ndarray
+    canonical: np.ndarray
+    anchored: bool = False
+    colour_gain: np.ndarray | None = None
+
+    @property
+    def opening(self) -> float:
+        return float(self.canonical[_LOWER_MID, 1] - self.canonical[_UPPER_MID, 1])
+
+
+_UPPER_MID = LIPS_INNER.index(13)
+_LOWER_MID = LIPS_INNER.index(14)
+_LOCAL = {v: i for i, v in enumerate(LIPS_INNER)}
+
+
+def _interior_canvas(src: MouthInterior, ox: float, wa: int, scale: float, triangles: np.ndarray):
+    """The interior rasterised into canonical (x, y): premultiplied RGBA canvas, its top y,
+    the upper lip's y and the lip gap per atlas column."""
+    canon = src.canonical
+    cx = ox + np.arange(wa, dtype=np.float64) / scale
+    upper = [_LOCAL[i] for i in LIPS_INNER_UPPER]
+    lower = [_LOCAL[i] for i in LIPS_INNER_LOWER]
+    ou, lu = np.argsort(canon[upper, 0], kind="stable"), np.argsort(canon[lower, 0], kind="stable")
+    up = np.interp(cx, canon[upper, 0][ou], canon[upper, 1][ou])
+    profile = np.interp(cx, canon[lower, 0][lu], canon[lower, 1][lu]) - up
+    y0 = float(canon[upper, 1].min()) - 0.05
+    hc = int(np.ceil((float(canon[lower, 1].max()) + 0.05 - y0) * scale)) + 1
+    local = np.vectorize(_LOCAL.__getitem__)(triangles)
+    corners = (canon[local] - np.array([ox, y0])) * scale
+    where = np.full((hc, wa, 2), np.nan, np.float32)
+    Rasterizer().draw(corners, np.zeros(triangles.shape), src.pixels[local], where)
+    alpha = np.isfinite(where[..., 0]).astype(np.float32)
+    _grow(where, 1)  # a 50 % ring: bilinear taps at the polygon's edge read the image's pixels
+    alpha = np.where(np.isfinite(where[..., 0]) & (alpha == 0), 0.5, alpha)
+    # only where the mouth is really open (> ~2 px and a clear gap between the lips): a
+    # nearly closed mouth's sliver is lip and shadow, not interior
+    alpha *= (_smoothstep(1.5, 3.0, profile * (scale / 2.0)) * _smoothstep(0.5, 1.0, profile / OWN_MIN_OPENING))[None, :]
+    canvas = np.zeros((hc, wa, 4), np.float32)
+    ok = alpha > 0
+    canvas[ok, :3] = sample_bilinear(src.image, where[ok][:, 0], where[ok][:, 1])
+    if src.colour_gain is not None:
+        canvas[..., :3] = np.clip(canvas[..., :3] * src.colour_gain, 0.0, 255.0)
+    canvas[..., :3] *= alpha[..., None]  # premultiplied, so bilinear taps at the edge stay true
+    canvas[..., 3] = alpha
+    return canvas, y0, up, profile
+
+
+def _over_interior(rgb: np.ndarray, src: MouthInterior, canvas, y0: float, up, profile, gv: np.ndarray, o: float, scale: float) -> np.ndarray:
+    """One tile (opening ``o``) with the interior drawn over the synthetic one."""
+    o_src = src.opening
+    shape = np.clip(profile / o_src, 0.3, None)[None, :]
+    d = o * shape  # this tile's lip gap per column, canonical
+    s = gv * d  # distance below the upper lip
+    if src.anchored:
+        D = o_src * shape
+        a = 0.5 * np.minimum(d, D)
+        # top part from the upper lip down, bottom part from the lower lip up; the middle of a
+        # gap wider than the crop's is the synthetic cavity (NaN: not read; stretching the
+        # crop's middle row would draw streaks where it shows teeth)
+        ref = np.where(s <= a, s, np.where(s >= d - a, D - (d - s), np.nan))
+    else:
+        ref = s
+    yy = (up[None, :] + ref - y0) * scale
+    wa = rgb.shape[1]
+    xx = np.broadcast_to(np.arange(wa, dtype=np.float64)[None, :], yy.shape)
+    inside = np.isfinite(yy) & (yy >= -0.5) & (yy <= canvas.shape[0] - 0.5)
+    got = sample_bilinear(canvas, xx, np.nan_to_num(yy, nan=-1.0))
+    a = np.where(inside, got[..., 3], 0.0)[..., None]
+    return got[..., :3] / np.maximum(got[..., 3:], 1e-6) * a + rgb * (1.0 - a)
+
+
+def _lip_colour_around(image: np.ndarray, pixels: np.ndarray) -> np.ndarray | None:
+    """Median colour of the lips around an inner-lip polygon (a band grown out of it)."""
     h, w = image.shape[:2]
-    scale = 2.0 * float(np.clip(scale, 4.0, 1000.0))  # atlas columns per canonical unit
-    lm2 = landmarks[:, :2]
+    c = pixels.mean(axis=0)
+    grown = c + 1.5 * (pixels - c)
+    band = polygon_mask((h, w), grown) & ~polygon_mask((h, w), pixels)
+    if np.count_nonzero(band) < 8:
+        return None
+    return np.median(image[band].reshape(-1, 3).astype(np.float32), axis=0)
 
-    # colours measured on the reference
+
+def mouth_interior_from_crop(image: np.ndarray, pixels: np.ndarray, canonical: np.ndarray, lip: np.ndarray) -> MouthInterior:
+    """A sender's open-mouth crop as an interior source, its colours matched to ``lip`` (the
+    reference's lip colour: the crop was lit and white-balanced at another moment)."""
+    own = _lip_colour_around(image, pixels)
+    gain = None if own is None else np.clip(lip / np.maximum(own, 1.0), 0.75, 1.33).astype(np.float32)
+    return MouthInterior(image, np.asarray(pixels, np.float64), np.asarray(canonical, np.float64), anchored=True, colour_gain=gain)
+
+
+def mouth_colours(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lip, skin and teeth colours of a reference."""
+    h, w = image.shape[:2]
+    lm2 = landmarks[:, :2]
     lips = polygon_mask((h, w), lm2[list(LIPS_OUTER)]) & ~polygon_mask((h, w), lm2[list(LIPS_INNER)])
     lip = _median_colour(image, lips, (150.0, 80.0, 80.0))
     skin = _median_colour(image, polygon_mask((h, w), lm2[list(FACE_OVAL)]), (180.0, 140.0, 120.0))
     interior = polygon_mask((h, w), lm2[list(LIPS_INNER)])
-    teeth = _teeth_colour(image, interior, lip, skin)
+    return lip, skin, _teeth_colour(image, interior, lip, skin)
+
+
+def mouth_atlas(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    canon: np.ndarray,
+    scale: float,
+    triangles: np.ndarray,
+    *,
+    extra: MouthInterior | None = None,
+    openings: tuple[float, ...] | None = None,
+) -> MouthAtlas:
+    """The mouth-interior texture of a reference (see the module docstring).
+
+    ``canon`` is the reference face in canonical coordinates (468, 3); ``scale`` the
+    reference's pixels per canonical unit; ``triangles`` (M, 3) the mouth-interior triangles.
+    ``extra``: a better interior (a region reference of the sender's open mouth), drawn over
+    the synthetic one and the reference's own.  ``openings``: the tiles to make (default: as
+    the reference needs); pass an atlas' own to rebuild it at the same size.
+    """
+    h, w = image.shape[:2]
+    scale = 2.0 * float(np.clip(scale, 4.0, 1000.0))  # atlas columns per canonical unit
+    lm2 = landmarks[:, :2]
+    lip, skin, teeth = mouth_colours(image, landmarks)
+    interior = polygon_mask((h, w), lm2[list(LIPS_INNER)])
 
     left, right = float(canon[78, 0]), float(canon[308, 0])
     centre = 0.5 * (left + right)
@@ -283,47 +403,24 @@ def mouth_atlas(image: np.ndarray, landmarks: np.ndarray, canon: np.ndarray, sca
     # attributes, then each tile reads that at y = upper lip + v * (the tile's opening, shaped
     # like the reference's own opening), so the reference's teeth keep their size and place
     # and a wider opening uncovers synthetic cavity below them
-    ux, uy = _profile(canon, LIPS_INNER_UPPER)
-    lx, ly = _profile(canon, LIPS_INNER_LOWER)
-    up = np.interp(cx, ux, uy)
-    profile = np.interp(cx, lx, ly) - up
+    sources: list[MouthInterior] = []
     o_ref = float(canon[14, 1] - canon[13, 1])
-    own = None
-    openings = MOUTH_OPENINGS
-    if len(triangles) and o_ref >= OWN_MIN_OPENING and _shows_interior(image, interior, lip):
-        y0 = float(canon[list(LIPS_INNER_UPPER), 1].min()) - 0.05
-        hc = int(np.ceil((float(canon[list(LIPS_INNER_LOWER), 1].max()) + 0.05 - y0) * scale)) + 1
-        corners = (canon[:, :2][triangles] - np.array([ox, y0])) * scale
-        where = np.full((hc, wa, 2), np.nan, np.float32)
-        Rasterizer().draw(corners, np.zeros(triangles.shape), lm2[triangles], where)
-        alpha = np.isfinite(where[..., 0]).astype(np.float32)
-        _grow(where, 1)  # a 50 % ring: bilinear taps at the polygon's edge read reference pixels
-        alpha = np.where(np.isfinite(where[..., 0]) & (alpha == 0), 0.5, alpha)
-        # only where the reference's mouth is really open (> ~2 px and a clear gap between the
-        # lips): a nearly closed mouth's sliver is lip and shadow, not interior
-        alpha *= (_smoothstep(1.5, 3.0, profile * (scale / 2.0)) * _smoothstep(0.5, 1.0, profile / OWN_MIN_OPENING))[None, :]
-        canvas = np.zeros((hc, wa, 4), np.float32)
-        ok = alpha > 0
-        canvas[ok, :3] = sample_bilinear(image, where[ok][:, 0], where[ok][:, 1])
-        canvas[..., :3] *= alpha[..., None]  # premultiplied, so bilinear taps at the edge stay true
-        canvas[..., 3] = alpha
-        shape = np.clip(profile / o_ref, 0.3, None)
-        own = (canvas, y0, shape)
-        openings = tuple(sorted(set(MOUTH_OPENINGS) | {o_ref}))
+    own = bool(len(triangles)) and o_ref >= OWN_MIN_OPENING and _shows_interior(image, interior, lip)
+    if own and extra is None:  # a crop of the open mouth shows all the reference's does, and more
+        sources.append(MouthInterior(image, lm2[list(LIPS_INNER)], canon[list(LIPS_INNER), :2]))
+    if extra is not None and len(triangles):
+        sources.append(extra)
+    if openings is None:
+        openings = tuple(sorted(set(MOUTH_OPENINGS) | ({o_ref} if own else set())))
+    canvases = [(src, *_interior_canvas(src, ox, wa, scale, triangles)) for src in sources]
     tiles = []
     for o in openings:
         rgb = _mouth_tile(u, gv, o, lip, teeth)
-        if own is not None:
-            canvas, y0, shape = own
-            yy = (up[None, :] + gv * o * shape[None, :] - y0) * scale
-            xx = np.broadcast_to(np.arange(wa, dtype=np.float64)[None, :], yy.shape)
-            inside = (yy >= -0.5) & (yy <= canvas.shape[0] - 0.5)
-            got = sample_bilinear(canvas, xx, yy)
-            a = np.where(inside, got[..., 3], 0.0)[..., None]
-            rgb = got[..., :3] / np.maximum(got[..., 3:], 1e-6) * a + rgb * (1.0 - a)
+        for src, canvas, y0, up, profile in canvases:
+            rgb = _over_interior(rgb, src, canvas, y0, up, profile, gv, o, scale)
         tiles.append(rgb)
     atlas = np.ascontiguousarray(np.concatenate(tiles, axis=0), dtype=np.float32)
-    return MouthAtlas(atlas, float(ox), scale, openings, rows)
+    return MouthAtlas(atlas, float(ox), scale, tuple(openings), rows)
 
 
 def eye_lids(landmarks: np.ndarray, contour: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..keypoints import default_basis, similarity_fit
-from ._atlas import Atlas, MouthAtlas, mouth_atlas, mouth_vertex_v
+from ._atlas import Atlas, MouthAtlas, mouth_atlas, mouth_colours, mouth_interior_from_crop, mouth_vertex_v
 from ._eyes import LID_RINGS, EyeControls, EyeDriver, eyeball_atlas, lid_band, reference_iris
 from ._mesh import (
     FACE_OVAL,
@@ -40,6 +40,7 @@ from ._mesh import (
     LEFT_CORNERS,
     LEFT_EYE,
     LEFT_LIDS,
+    LIPS_INNER,
     N_LANDMARKS,
     RIGHT_CORNERS,
     RIGHT_EYE,
@@ -251,6 +252,7 @@ class Generator:
             layer = img[sy0:sy1, sx0:sx1].astype(np.float32)
         channels = layer.shape[2]
         region = np.pad(layer, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        self._canon = canon
         atlases: list[Atlas | MouthAtlas] = [
             mouth_atlas(img, ref, canon, s0, mesh.triangles[mesh.labels == LABEL_MOUTH]),
             eyeball_atlas(img, ref, RIGHT_EYE, iris[0]),
@@ -331,6 +333,32 @@ class Generator:
         self._limit = 4.0 * max(w, h)
 
     # ----------------------------------------------------------------------------------
+    def set_mouth_interior(self, image: np.ndarray, pixels: np.ndarray, canonical: np.ndarray) -> None:
+        """Draw every open mouth's interior from a crop of this face's open mouth (a region
+        reference): ``image`` RGB uint8, ``pixels``/``canonical`` (20, 2) the inner-lip
+        landmarks (``LIPS_INNER`` order) in the crop and in canonical face units.
+
+        The crop's colours are matched to the reference's lips; it replaces any earlier one.
+        Only for the face the crop shows (not a motion-transfer target).
+        """
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"image must be an (H, W, 3) uint8 RGB image, got {img.dtype} {img.shape}")
+        px = np.asarray(pixels, np.float64)
+        cn = np.asarray(canonical, np.float64)
+        if px.shape != (len(LIPS_INNER), 2) or cn.shape != (len(LIPS_INNER), 2):
+            raise ValueError(f"pixels and canonical must be ({len(LIPS_INNER)}, 2) arrays")
+        lip = mouth_colours(self.reference_image, self.reference_landmarks)[0]
+        old = self._mouth_atlas
+        atlas = mouth_atlas(
+            self.reference_image, self.reference_landmarks, self._canon, self._face_scale,
+            self._tris[self._mouth], extra=mouth_interior_from_crop(img, px, cn, lip), openings=old.openings,
+        )  # fmt: skip
+        ah, aw = atlas.rgb.shape[:2]
+        px0, py0 = (int(v) for v in self._mouth_at)
+        self._warp.source[0, :3, py0 : py0 + ah, px0 : px0 + aw] = atlas.rgb.transpose(2, 0, 1)
+        self._mouth_atlas = atlas
+
     @property
     def face_box(self) -> tuple[int, int, int, int]:
         """``(x0, y0, x1, y1)`` (x1, y1 exclusive) of the region re-rendered in the last frame.

@@ -13,6 +13,8 @@ from importlib import resources
 
 import numpy as np
 
+from ..face._topology import LIPS_INNER, LIPS_INNER_LOWER, LIPS_INNER_UPPER, LIPS_OUTER
+
 __all__ = [
     "FACE_OVAL",
     "LABEL_EYE_LEFT",
@@ -38,13 +40,6 @@ __all__ = [
 
 N_LANDMARKS = 468
 
-#: inner lip contour, corner (78) to corner (308): upper and lower halves
-LIPS_INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
-LIPS_INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
-#: the closed inner-lip polygon (upper left->right, then lower right->left)
-LIPS_INNER = LIPS_INNER_UPPER + LIPS_INNER_LOWER[-2:0:-1]
-#: outer lip contour (closed polygon)
-LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 #: eye contours (closed polygons); "right" is the subject's right eye (image left)
 RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
 LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)

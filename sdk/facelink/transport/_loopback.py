@@ -105,12 +105,14 @@ class LoopbackLink:
             raise
         return self
 
-    def send(self, index: int, t: float, landmarks: np.ndarray | None, eyes: object = None) -> list[Delivery]:
-        """Send one frame (``eyes``: its :class:`~facelink.face.EyeState`, if tracked);
-        returns the receiver's deliveries up to and including it."""
+    def send(
+        self, index: int, t: float, landmarks: np.ndarray | None, eyes: object = None, image: np.ndarray | None = None
+    ) -> list[Delivery]:
+        """Send one frame (``eyes``: its :class:`~facelink.face.EyeState`, if tracked; ``image``:
+        the frame, for region references); returns the receiver's deliveries up to and including it."""
         if self.sender is None:
             raise RuntimeError("LoopbackLink.open() first")
-        sent = self.sender.send_frame(index, t, landmarks, eyes=eyes)
+        sent = self.sender.send_frame(index, t, landmarks, eyes=eyes, image=image)
         out, self._pending = self._pending, []
         deadline = time.monotonic() + self.timeout
         seq = index & 0xFFFF

@@ -32,6 +32,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from .. import bitstream as bs
 from ..codec import CodecParams, Reference, StreamEncoder
+from ..codec._regions import RegionPicker, mouth_opening
 from ..errors import InvalidPacket
 from ..keypoints import Pose, canonicalize, default_basis
 from ..receiver import encode_anchor
@@ -148,6 +149,7 @@ class Sender:
         self.stats = SenderStats()
         self.codec: StreamEncoder | None = None
         self._w: SealWriter | None = None
+        self._regions: RegionPicker | None = None
         self._header = b""
         self._ctx: zmq.Context | None = None
         self._sock: zmq.Socket | None = None
@@ -267,11 +269,20 @@ class Sender:
                 self._sync()
 
     def send_frame(
-        self, index: int, t: float, landmarks: np.ndarray | None, *, captured_at: float | None = None, eyes: object = None
+        self,
+        index: int,
+        t: float,
+        landmarks: np.ndarray | None,
+        *,
+        captured_at: float | None = None,
+        eyes: object = None,
+        image: np.ndarray | None = None,
     ) -> bool:
         """Encode and send frame ``index`` taken at ``t`` seconds; False if it was skipped.
 
         ``eyes``: the frame's :class:`~facelink.face.EyeState` (``FaceObservation.eyes``).
+        ``image``: the frame itself (RGB), from which region references are cut (a crop of
+        the open mouth, once; see :mod:`facelink.codec._regions`); without it none are sent.
 
         ``captured_at`` (wall clock, seconds since the epoch) starts the session's clock
         when this is its first frame; receivers measure latency against it.
@@ -301,6 +312,10 @@ class Sender:
         self.stats.frames_sent += 1
         self.stats.key_frames += kf.kind.value == "key"
         self._emit(self._w.push(pkt, self.clock()), "frame")  # type: ignore[union-attr]
+        if image is not None and self._regions is not None:
+            region = self._regions.offer(index, image, landmarks)
+            if region is not None:
+                self._emit(self._w.push_isolated([region], self.clock()), "reference")  # type: ignore[union-attr]
         return True
 
     # -- internals --------------------------------------------------------------------
@@ -312,6 +327,8 @@ class Sender:
             session_id=self.session_id, created_us=created_us,
         )  # fmt: skip
         self._header = bytes(self.codec.header)
+        opening = mouth_opening(canonicalize(self.codec.basis, self.reference.landmarks)[0])
+        self._regions = RegionPicker(self.codec.header.reference_digest, self.codec.basis, self.params.region_bytes, opening)
         self._w = SealWriter(self.identity, self._header, interval=self.seal_interval, start=self.clock())
 
     def _on_connect(self) -> None:
@@ -382,7 +399,9 @@ class Sender:
             self.stats.reference_requests += 1
             if msg.digest_prefix == self.reference.digest[:8] and now - self._last_ref >= 1.0:
                 self._last_ref = now
-                self._emit(self._w.push_isolated(self.codec.reference_chunks(), now), "reference")
+                # the reference, and the region references sent so far (a late joiner's need too)
+                extra = self._regions.packets if self._regions is not None else []
+                self._emit(self._w.push_isolated(self.codec.reference_chunks() + extra, now), "reference")
         elif msg.kind is ControlType.SYNC_REQUEST:
             self.stats.sync_requests += 1
             if now - self._last_sync >= 1.0:
