@@ -1,0 +1,103 @@
+"""Speech features shared by training and run time: 16 kHz mono PCM -> log-mel frames.
+
+One function computes them for both, so the network sees at run time exactly what it was
+trained on.  Pure numpy (no torch, no librosa): a Hann-windowed STFT, a triangular mel
+filter bank (HTK mel scale) and a log with a floor.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["HOP_S", "MEL_BINS", "SAMPLE_RATE", "log_mel", "read_speech"]
+
+#: input sample rate, feature hop and window
+SAMPLE_RATE = 16000
+HOP = 160  # 10 ms
+HOP_S = HOP / SAMPLE_RATE
+WINDOW = 400  # 25 ms
+N_FFT = 512
+MEL_BINS = 64
+F_MIN, F_MAX = 60.0, 7600.0
+#: log floor (about -80 dB below a full-scale sine's band energy)
+_FLOOR = 1e-8
+
+
+def _hz_to_mel(f):
+    return 2595.0 * np.log10(1.0 + np.asarray(f, np.float64) / 700.0)
+
+
+def _mel_to_hz(m):
+    return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=1)
+def _filters() -> np.ndarray:
+    """(MEL_BINS, N_FFT // 2 + 1) triangular filters, each normalised to unit area."""
+    freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), MEL_BINS + 2))
+    fb = np.zeros((MEL_BINS, len(freqs)))
+    for i in range(MEL_BINS):
+        lo, mid, hi = edges[i], edges[i + 1], edges[i + 2]
+        up = (freqs - lo) / (mid - lo)
+        down = (hi - freqs) / (hi - mid)
+        fb[i] = np.clip(np.minimum(up, down), 0.0, None)
+        fb[i] /= max(fb[i].sum(), 1e-9)
+    return fb.astype(np.float32)
+
+
+def log_mel(pcm: np.ndarray) -> np.ndarray:
+    """(T, MEL_BINS) float32 log-mel energies of 16 kHz mono PCM in [-1, 1]; frame ``t``
+    is centred on sample ``t * HOP`` (``T = len(pcm) // HOP + 1``)."""
+    x = np.asarray(pcm, np.float32).reshape(-1)
+    if not np.isfinite(x).all():
+        raise ValueError("PCM contains NaN or infinity")
+    pad = N_FFT // 2
+    x = np.pad(x, (pad, pad))
+    n = (len(x) - N_FFT) // HOP + 1
+    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(max(n, 0))[:, None]
+    win = np.zeros(N_FFT, np.float32)
+    off = (N_FFT - WINDOW) // 2
+    win[off : off + WINDOW] = np.hanning(WINDOW).astype(np.float32)
+    spec = np.abs(np.fft.rfft(x[idx] * win, axis=1)) ** 2
+    return np.log(spec.astype(np.float32) @ _filters().T + _FLOOR).astype(np.float32)
+
+
+def read_speech(path: str, max_seconds: float | None = None) -> np.ndarray:
+    """The first audio track of a file (any format PyAV reads) as 16 kHz mono float32.
+
+    Raises ``ValueError`` with a one-line reason when the file has no decodable audio.
+    """
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as e:
+        raise ValueError(f"{path}: cannot open ({e.__class__.__name__}: {e})") from None
+    with container:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams:
+            raise ValueError(f"{path}: has no audio track")
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        parts: list[np.ndarray] = []
+        total = 0
+        limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
+        try:
+            for frame in container.decode(streams[0]):
+                for out in resampler.resample(frame):
+                    a = out.to_ndarray().reshape(-1).astype(np.float32)
+                    parts.append(a)
+                    total += len(a)
+                if limit is not None and total >= limit:
+                    break
+            for out in resampler.resample(None):
+                parts.append(out.to_ndarray().reshape(-1).astype(np.float32))
+        except av.error.FFmpegError as e:
+            if not parts:
+                raise ValueError(f"{path}: audio does not decode ({e})") from None
+    if not parts:
+        raise ValueError(f"{path}: audio track is empty")
+    pcm = np.concatenate(parts)
+    return pcm[:limit] if limit is not None else pcm

@@ -1,0 +1,93 @@
+"""The audio -> expression model at run time, and the data conventions it was trained with.
+
+``AudioToExpression(path).predict(mel, times)``: the expression coefficients (FaceLink's
+own keypoints: the change from the speaker's usual face, in mode standard deviations) for
+each video frame time, from the log-mel of the speech (:mod:`._features`).  The network
+(``data/audio2motion.onnx``, trained by ``python -m facelink.train audio2motion``) sees
+``PAST`` feature frames before and ``AHEAD`` after each frame time, so a live caller runs it
+with 200 ms of delay.  It runs on FaceLink's inference backend like the other networks.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ._features import HOP_S, MEL_BINS
+
+__all__ = ["AHEAD", "K", "PAST", "AudioToExpression", "model_path", "mouth_gap", "normalise_mel", "target_coeffs", "windows"]
+
+#: feature frames (10 ms) the network sees before and after a video frame's time
+PAST = 40
+AHEAD = 19
+#: expression coefficients predicted (``--quality medium``'s K)
+K = 16
+#: scale of the normalised log-mel (log units)
+MEL_SCALE = 4.0
+
+
+def normalise_mel(mel: np.ndarray) -> np.ndarray:
+    """Per-recording normalisation: each bin minus its median over the recording, scaled.
+
+    Loudness, microphone colour and speaker pitch move the medians, not the shape of the
+    syllables over time, which is what the lips follow.
+    """
+    m = np.asarray(mel, np.float32)
+    if len(m) == 0:
+        return m.reshape(0, MEL_BINS)
+    return ((m - np.median(m, axis=0, keepdims=True)) / MEL_SCALE).astype(np.float32)
+
+
+def windows(mel: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(N, PAST + AHEAD, MEL_BINS) windows of ``mel`` around each of ``times`` (s), edge-padded."""
+    t = np.asarray(times, np.float64).reshape(-1)
+    centre = np.round(t / HOP_S).astype(np.int64)
+    idx = centre[:, None] + np.arange(-PAST, AHEAD)[None, :]
+    if len(mel) == 0:
+        return np.zeros((len(t), PAST + AHEAD, MEL_BINS), np.float32)
+    return np.ascontiguousarray(mel[np.clip(idx, 0, len(mel) - 1)], dtype=np.float32)
+
+
+def target_coeffs(coeffs: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Training targets: the first ``K`` coefficients minus the clip's median (over tracked
+    frames), in units of each mode's standard deviation."""
+    from ..keypoints import default_basis
+
+    c = np.asarray(coeffs, np.float64)[:, :K]
+    med = np.median(c[np.asarray(ok, bool)], axis=0) if np.any(ok) else np.zeros(K)
+    return ((c - med) / default_basis().std[:K]).astype(np.float32)
+
+
+def mouth_gap(normalised: np.ndarray) -> np.ndarray:
+    """The canonical inner-lip gap (landmark 13 to 14) of the mean face moved by normalised coefficients."""
+    from ..keypoints import default_basis
+
+    b = default_basis()
+    modes = b.matrix(K).reshape(K, 468, 3)
+    d = (np.asarray(normalised, np.float64) * b.std[:K]) @ (modes[:, 14, 1] - modes[:, 13, 1])
+    return float(b.mean[14, 1] - b.mean[13, 1]) + d
+
+
+def model_path() -> Path:
+    """The shipped network."""
+    return Path(str(resources.files("facelink.animate") / "data" / "audio2motion.onnx"))
+
+
+class AudioToExpression:
+    """Runs the audio -> expression network through :func:`facelink.backend.select_backend`."""
+
+    def __init__(self, path: str | Path | None = None, backend: str = "auto") -> None:
+        from ..backend import select_backend
+
+        p = Path(path) if path is not None else model_path()
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: audio -> motion model not found")
+        self._session = select_backend(backend).create_session(str(p))
+
+    def predict(self, mel: np.ndarray, times: np.ndarray, batch: int = 256) -> np.ndarray:
+        """(N, K) normalised coefficients for frame ``times`` (s) of a recording's log-mel."""
+        x = windows(normalise_mel(mel), times)
+        out = [self._session.run({"mel": x[i : i + batch]})[0] for i in range(0, len(x), batch)]
+        return np.concatenate(out) if out else np.zeros((0, K), np.float32)
