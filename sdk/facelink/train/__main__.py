@@ -3,6 +3,9 @@
 ``python -m facelink.train refiner-int8 --model PATH --out PATH``: the INT8 Q/DQ version of a
 trained refiner, calibrated on the validation persons' samples (see ``_quantize.py``).
 
+``python -m facelink.train audio2motion --out DIR``: the audio -> expression network of
+``facelink animate`` (``_audio2motion.py``), trained on the paired speech + video clips.
+
 Reproducible: the data recipe, the person split and the seed are fixed and saved in
 ``DIR/loss.json`` and in the ONNX metadata; the per-clip samples are cached in
 ``DIR/../cache`` (or ``--cache``), so a second run trains straight away.
@@ -21,7 +24,7 @@ _DATA = Path(__file__).resolve().parents[1] / "generator" / "data"
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m facelink.train", description="train FaceLink's learned refiner")
+    ap = argparse.ArgumentParser(prog="python -m facelink.train", description="train FaceLink's learned networks")
     sub = ap.add_subparsers(dest="what", required=True)
     r = sub.add_parser("refiner", help="train the generator's refinement network")
     r.add_argument("--out", type=Path, required=True, help="run directory (loss curves, checkpoints, refiner.onnx)")
@@ -42,7 +45,29 @@ def main(argv=None) -> int:
     q.add_argument("--inputs", type=int, default=120, help="calibration inputs, spread over the validation clips")
     q.add_argument("--threads", type=int, default=2)
     q.add_argument("--install", action="store_true", help="copy the result to sdk/facelink/generator/data/refiner.int8.onnx")
+    a = sub.add_parser("audio2motion", help="train the audio -> expression network of facelink animate")
+    a.add_argument("--out", type=Path, required=True, help="run directory (loss.json, audio2motion.onnx)")
+    a.add_argument("--cache", type=Path, help="per-clip tracking + speech cache (default: OUT/../speech-cache)")
+    a.add_argument("--epochs", type=int, default=12)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--threads", type=int, default=2)
+    a.add_argument("--install", action="store_true", help="copy the result over the shipped model (sdk/facelink/animate/data/)")
     args = ap.parse_args(argv)
+
+    if args.what == "audio2motion":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("error: training needs PyTorch: pip install 'facelink[train]'", file=sys.stderr)
+            return 2
+        from ..animate._model import model_path
+        from ._audio2motion import train_audio2motion
+
+        cache = args.cache or args.out.parent / "speech-cache"
+        train_audio2motion(
+            args.out, cache, epochs=args.epochs, seed=args.seed, threads=args.threads, install=model_path() if args.install else None
+        )
+        return 0
 
     from ..datasets import real_clips, split_clips
     from ..face import create_models
