@@ -110,8 +110,8 @@ _EXT_AT = _DIGEST_AT + 32 + 4 + 1
 CORRUPT: dict[str, tuple[Callable[[], bytes], str]] = {
     "bad_magic.bin": (lambda: b"FX" + bytes(GOLDEN["end.bin"])[2:], "bad packet magic 4658 (expected 464c, 'FL')"),
     "bad_version.bin": (
-        lambda: _patch(bytes(GOLDEN["end.bin"]), 2, b"\x03"),
-        "unsupported bitstream version 3 (this parser reads versions 1, 2; a newer FaceLink wrote it: upgrade)",
+        lambda: _patch(bytes(GOLDEN["end.bin"]), 2, b"\x04"),
+        "unsupported bitstream version 4 (this parser reads versions 1, 2, 3; a newer FaceLink wrote it: upgrade)",
     ),
     "unknown_type.bin": (lambda: _patch(bytes(GOLDEN["end.bin"]), 3, b"\x08"), "unknown packet type 0x08"),
     "header_truncated.bin": (lambda: b"FL\x01", "packet truncated: header needs 1 more byte"),
@@ -259,6 +259,7 @@ def test_packet_type_table_is_fixed() -> None:
         "NO_FACE": 0x05,
         "SEAL": 0x06,
         "END": 0x07,
+        "AUDIO": 0x08,
     }
     assert BITSTREAM_VERSION == 2
 
@@ -372,7 +373,7 @@ def _header_with(**changes: object) -> SessionHeader:
         (lambda: KeyFrame(0, 1 << 31, b""), ValueError, r"pts_offset 2147483648 out of range"),
         (lambda: KeyFrame(0, 0, bytes(513), version=1), ValueError, r"payload must be 0\.\.512 bytes, got 513"),
         (lambda: KeyFrame(0, 0, bytes(561)), ValueError, r"payload must be 0\.\.560 bytes, got 561"),
-        (lambda: KeyFrame(0, 0, b"", version=3), ValueError, r"bitstream version 3 is not supported"),
+        (lambda: KeyFrame(0, 0, b"", version=4), ValueError, r"bitstream version 4 is not supported"),
         (lambda: KeyFrame(0, 0.0, b""), TypeError, "pts_offset must be an int, got float"),
         (lambda: PredictedFrame.from_values(0, 0, [1] * 5, bytes(5)), ValueError, r"a frame has 6\.\.76 values"),
         (lambda: PredictedFrame.from_values(0, 0, [1] * 7, bytes(6)), ValueError, "got 7 values for 6 scale"),
