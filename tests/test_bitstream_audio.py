@@ -65,6 +65,7 @@ CORRUPT_V3 = {
         f"AUDIO: payload is {MAX_AUDIO_PAYLOAD + 1} bytes (max {MAX_AUDIO_PAYLOAD})",
     ),
     "seal_v3_truncated.bin": (lambda: bytes(GOLDEN_V3["seal_v3.bin"])[:-1], "packet truncated: SEAL needs 1 more byte"),
+    "seal_v3_short.bin": (lambda: bytes(GOLDEN_V3["seal_v3.bin"])[:40], "packet truncated: SEAL needs 34 more bytes"),
     "session_header_audio_ext_size.bin": (
         lambda: _header_with_audio_ext(bytes(PARAMS)[:-1]),
         "SESSION_HEADER: audio extension is 13 bytes (expected 14)",

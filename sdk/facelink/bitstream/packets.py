@@ -280,7 +280,7 @@ class _PacketBase(ABC):
     @classmethod
     def _parse_body(cls: type[_P], data: bytes) -> _P:
         reader = _Reader(data, cls.TYPE.name)
-        reader.need(cls._MIN_BODY)
+        reader.need(cls._min_body(data[2]))
         kwargs = cls._from_body(reader)
         reader.done()
         kwargs["version"] = data[2]
@@ -288,6 +288,11 @@ class _PacketBase(ABC):
             return cls(**kwargs)
         except ValueError as exc:
             raise InvalidPacket(f"{cls.TYPE.name}: {exc}") from None
+
+    @classmethod
+    def _min_body(cls, version: int) -> int:
+        """The fixed minimum body size of this packet type in ``version``."""
+        return cls._MIN_BODY
 
     @classmethod
     @abstractmethod
@@ -849,6 +854,10 @@ class Seal(_PacketBase):
         _set(self, "counter", _int("counter", self.counter, 0, _U32))
         _set(self, "time_ms", _int("time_ms", self.time_ms, 0, _U32))
         _set(self, "signature", _bytes("signature", self.signature, 64, 64))
+
+    @classmethod
+    def _min_body(cls, version: int) -> int:
+        return cls._MIN_BODY + (2 if version >= AUDIO_VERSION else 0)
 
     def __bytes__(self) -> bytes:
         audio = b"" if self.audio_through_seq is None else _U16S.pack(self.audio_through_seq)
