@@ -356,6 +356,28 @@ def test_five_percent_loss_and_reordering_keep_sync_and_length():
     assert worst < 0.005  # codec smearing of the onset after a concealed packet; a slip would be >= 20 ms
 
 
+def test_hostile_seq_and_timestamps_stay_bounded(tmp_path):
+    p = AudioPacketizer(8, 20)
+    pk = _packets(p.push(_tone(300, 0.5), 0) + p.flush())
+    # a packet claiming to be 24 h later, another with a far sequence number
+    pk[5] = bs.AudioPacket(pk[5].seq, 0xFFFFFF00, pk[5].payload)
+    pk[9] = bs.AudioPacket(40000, pk[9].timestamp, pk[9].payload)
+    header = bs.SessionHeader(
+        bytes(16), 0, 64, 64, 30, 1, 30, 0, bytes(8), (1.0, 1.0, 1.0, 1.0), bytes(6), bytes(6),
+        extensions=(p.params.extension(),), version=3,
+    )
+    pcm, stats = decode_audio([bytes(header)] + [bytes(q) for q in pk])
+    assert pcm.size <= (len(pk) * 960 + RATE) and stats.concealed <= 60
+    jb = JitterBuffer(960, depth=2, max_gap=50)
+    out = _push_all(jb, [0, 1, 30000, 30001, 30002, 2])
+    assert sum(s.lost for s in out) <= 50
+    with VideoWriter(str(tmp_path / "lead.mp4"), 32, 32, 25, audio_rate=RATE) as w:
+        w.write(np.zeros((32, 32, 3), np.uint8), 0.0)
+        w.write_audio(np.ones(100, np.float32) * 0.1, 3600.0)  # an hour ahead of the video: dropped
+        w.write_audio(np.ones(100, np.float32) * 0.1, 5.0)  # a 5 s hole: silence
+        assert w.audio_dropped == 1 and w.audio_samples >= 5 * RATE - 1024
+
+
 def test_depacketizer_counts_junk_and_decode_audio_needs_audio():
     p = AudioPacketizer(8, 20)
     dep = AudioDepacketizer(p.params)

@@ -115,8 +115,11 @@ class JitterBuffer:
 
     def _release(self, drain: bool = False) -> list[Slot]:
         out: list[Slot] = []
-        while self._started and self._buf:
-            assert self._next is not None and self._next_ts is not None
+        while self._started and self._buf and self._next is not None and self._next_ts is not None:
+            first = min(self._buf)
+            if first - self._next > self.max_gap:  # never conceal more than max_gap slots in a row
+                self._next, self._next_ts = first, self._buf[first][0]
+                self.resyncs += 1
             item = self._buf.pop(self._next, None)
             if item is not None:
                 ts, payload = item

@@ -238,6 +238,9 @@ def assemble(chunks: Iterable[AudioChunk], start: int = 0, length: int | None = 
 def decode_audio(packets: Iterable[bytes], *, length: int | None = None) -> tuple[np.ndarray, AudioStats] | None:
     """The audio of a recorded session (its packets in order, any types): 48 kHz mono float32
     from stream time 0, and the stats.  ``None`` when the session carries no audio.
+    ``length`` (samples) cuts or pads the track, e.g. to the decoded video's duration;
+    without it the track ends with its last packet, but never beyond 1 s after the later
+    of the session's frames and its audio packets' total duration.
 
     Packets before the session header are ignored; a second session header ends the first
     session's audio (one session per call).  Gaps in ``seq`` are concealed with Opus PLC.
@@ -245,6 +248,7 @@ def decode_audio(packets: Iterable[bytes], *, length: int | None = None) -> tupl
     dep: AudioDepacketizer | None = None
     header: SessionHeader | None = None
     chunks: list[AudioChunk] = []
+    frames = 0
     for data in packets:
         raw = bytes(data)
         if len(raw) < 4 or raw[:2] != b"FL":
@@ -262,7 +266,15 @@ def decode_audio(packets: Iterable[bytes], *, length: int | None = None) -> tupl
                 break
         elif kind == PacketType.AUDIO and dep is not None:
             chunks += dep.feed(raw)
-    if dep is None:
+        elif kind in (PacketType.KEY_FRAME, PacketType.PREDICTED_FRAME, PacketType.NO_FACE):
+            frames += 1
+    if dep is None or header is None:
         return None
     chunks += dep.flush()
+    if length is None:
+        # the track cannot be longer than the session's frames or its audio packets say (plus
+        # a second): a corrupt or hostile timestamp must not make a huge silent track
+        video = frames * header.fps_den / header.fps_num
+        audio = dep.stats.packets * dep.params.frame_seconds
+        length = int(round((max(video, audio) + 1.0) * RATE))
     return assemble(chunks, 0, length), dep.stats

@@ -200,6 +200,9 @@ class VideoWriter:
             self._afmt = "fltp" if audio_codec == "aac" else "flt"
             self._apending = np.zeros(0, np.float32)
             self._apos = 0  # sample index (from time 0) of _apending[0]
+        self._last_time = 0.0
+        #: audio blocks dropped for starting more than MAX_AUDIO_LEAD s after the latest frame
+        self.audio_dropped = 0
 
     def write(self, image: np.ndarray, time: float) -> None:
         av = _av()
@@ -209,6 +212,7 @@ class VideoWriter:
             image = pad
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         pts = max(int(round(time * 1_000_000)), self._last_pts + 1)
+        self._last_time = max(self._last_time, float(time))
         frame.pts = pts
         frame.time_base = Fraction(1, 1_000_000)
         self._last_pts = pts
@@ -216,19 +220,34 @@ class VideoWriter:
             self._c.mux(pkt)
         self.frames += 1
 
+    #: audio may start at most this many seconds after the latest frame written
+    MAX_AUDIO_LEAD = 10.0
+
     def write_audio(self, samples: np.ndarray, time: float) -> None:
-        """Mono float PCM at ``audio_rate``, its first sample at ``time`` seconds (the frames' clock)."""
+        """Mono float PCM at ``audio_rate``, its first sample at ``time`` seconds (the frames' clock).
+
+        Blocks that start more than :attr:`MAX_AUDIO_LEAD` s after the latest frame are
+        dropped (counted in ``audio_dropped``): write frames and audio interleaved by time.
+        """
         if self._a is None:
             raise ValueError("this writer has no audio track; open it with audio_rate=")
         x = np.asarray(samples, np.float32).reshape(-1)
         if not np.all(np.isfinite(x)):
             x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
         rate = self._a.codec_context.sample_rate
-        start = int(round(float(time) * rate))
+        t = float(time)
+        if not np.isfinite(t) or t > self._last_time + self.MAX_AUDIO_LEAD:
+            self.audio_dropped += 1  # far ahead of the video: a corrupt timestamp, not sound to keep
+            return
+        start = int(round(t * rate))
         end = self._apos + self._apending.size
-        if start > end:
-            x = np.concatenate([np.zeros(start - end, np.float32), x])
-        elif start < end:
+        step = 10 * rate
+        while start > end:  # a hole: silence, a few seconds at a time (bounded memory)
+            n = min(start - end, step)
+            self._apending = np.concatenate([self._apending, np.zeros(n, np.float32)])
+            end += n
+            self._encode_audio(final=False)
+        if start < end:
             x = x[end - start :]
         self._apending = np.concatenate([self._apending, np.clip(x, -1.0, 1.0)])
         self._encode_audio(final=False)
