@@ -316,6 +316,20 @@ def test_packetizer_drops_audio_before_stream_time_zero_and_overlaps():
         p.push(_tone(300, 0.1), 0.5)
 
 
+def test_packetizer_blocks_before_stream_zero_do_not_shift_the_audio():
+    """A microphone that starts 0.25 s before frame 0, delivering 40 ms blocks: the sample
+    captured at stream time 0 is the first one sent, at timestamp 0 (no drift absorbed)."""
+    x = np.arange(RATE, dtype=np.float32) / RATE  # a ramp: each sample says when it was taken
+    p = AudioPacketizer(8, 20)
+    first = None
+    for i in range(0, x.size, 1920):
+        pk = p.push(x[i : i + 1920], i - 12000)
+        if pk and first is None:
+            first = _packets(pk)[0]
+    assert first.timestamp == 0 and p.fills == 0 and p.jumps == 0
+    assert p._buf_start is not None and p._buf_start + p._buf.size == x.size - 12000
+
+
 @pytest.mark.parametrize("start_s", [0.0, 0.013, 1.5])
 def test_click_lands_on_its_stream_time_through_opus(start_s):
     clip = make_clap_clip(seconds=3.0, flashes=(1.0, 2.0))

@@ -87,6 +87,11 @@ class AudioPacketizer:
             start = end if end is not None else 0
         start = int(start)
         out: list[bytes] = []
+        if start < 0:  # before stream time 0: dropped first, so it cannot count as drift
+            x = x[-start:]
+            start = 0
+            if x.size == 0:
+                return out
         if end is not None:
             d = start - end
             if abs(d) <= self.drift_limit:
@@ -104,9 +109,6 @@ class AudioPacketizer:
                 out += self._pad_partial()
                 self._buf_start = None
                 self.jumps += 1
-        if start < 0:  # before stream time 0
-            x = x[-start:]
-            start = 0
         if self._buf_start is None:
             self._buf_start = start
         self._buf = np.concatenate([self._buf, x]) if self._buf.size else x
