@@ -274,9 +274,11 @@ def decode_audio(packets: Iterable[bytes], *, length: int | None = None) -> tupl
         return None
     chunks += dep.flush()
     if length is None:
-        # the track cannot be longer than the session's frames or its audio packets say (plus
-        # a second): a corrupt or hostile timestamp must not make a huge silent track
+        # the track ends with its last chunk, but no later than the session's frames or its
+        # audio packets say (plus a second): a corrupt or hostile timestamp must not make a
+        # huge silent track
         video = frames * header.fps_den / header.fps_num
         audio = dep.stats.packets * dep.params.frame_seconds
-        length = int(round((max(video, audio) + 1.0) * RATE))
+        cap = int(round((max(video, audio) + 1.0) * RATE))
+        length = min(max((c.end for c in chunks), default=0), cap)
     return assemble(chunks, 0, length), dep.stats
