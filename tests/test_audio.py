@@ -595,3 +595,30 @@ def test_espeak_speech():
     assert s.source == "espeak-ng" and 0.3 < s.seconds < 5 and _rms(s.samples) > 0.01
     with pytest.raises(ValueError, match="text must be"):
         espeak_speech("")
+
+
+# ---------------------------------------------------------------- the codec writes version 3 only with sound
+
+
+def test_stream_encoder_with_audio_is_version_3_and_without_stays_version_2():
+    from facelink.codec import QUALITY_PRESETS, StreamDecoder, StreamEncoder
+    from test_codec import _motion, _reference
+
+    ref = _reference(size=(64, 64))
+    motion = _motion(ref, n=3)
+    params = AudioPacketizer(8, 20).params
+    plain = StreamEncoder(ref, QUALITY_PRESETS["medium"], width=64, height=64, fps=30, session_id=bytes(16), created_us=1)
+    sound = StreamEncoder(ref, QUALITY_PRESETS["medium"], width=64, height=64, fps=30, session_id=bytes(16), created_us=1, audio=params)
+    assert plain.version == 2 and plain.header.audio is None and plain.stream_start is None
+    assert sound.version == 3 and sound.header.audio == params
+    assert dict(sound.header.extensions)[bs.AUDIO_TAG] == bytes(params)
+    pk = sound.start() + [sound.encode(i, 5.0 + i / 30, motion[i])[0] for i in range(3)] + [sound.encode(3, 5.1, None)[0], sound.end()]
+    assert {p[2] for p in pk} == {3} and sound.stream_start == 5.0
+    # the same frames as version 2, apart from the version byte
+    pk2 = plain.start() + [plain.encode(i, 5.0 + i / 30, motion[i])[0] for i in range(3)]
+    assert [p[3:] for p in pk[len(pk) - 5 : len(pk) - 2]] == [p[3:] for p in pk2[-3:]]
+    dec = StreamDecoder()
+    frames = [f for f in map(dec.feed, pk) if f is not None]
+    assert [f.index for f in frames] == [0, 1, 2, 3] and frames[0].time == 0.0
+    with pytest.raises(TypeError, match="audio must be AudioParams"):
+        StreamEncoder(ref, QUALITY_PRESETS["medium"], width=64, height=64, fps=30, audio="opus")
