@@ -259,9 +259,10 @@ def test_packet_type_table_is_fixed() -> None:
         "NO_FACE": 0x05,
         "SEAL": 0x06,
         "END": 0x07,
+        "AUDIO": 0x08,
         "REGION_REFERENCE": 0x09,
     }
-    assert BITSTREAM_VERSION == 3
+    assert BITSTREAM_VERSION == 2
 
 
 def test_packet_sizes() -> None:
@@ -671,7 +672,7 @@ def test_golden_region_reference_is_byte_exact() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (lambda b: b[:2] + b"\x02" + b[3:], "REGION_REFERENCE: region references need bitstream version 3, not 2"),
+        (lambda b: b[:2] + b"\x02" + b[3:], "unknown packet type 0x09"),
         (lambda b: b[:4] + b[4:12] + b"\x00" + b[13:], "REGION_REFERENCE: kind 0 out of range"),
         (lambda b: b[:15] + b"\x00" + b[16:], r"REGION_REFERENCE: 0 points \(1\.\.64\)"),
         (lambda b: b[:15] + b"\x41" + b[16:], r"REGION_REFERENCE: 65 points \(1\.\.64\)"),

@@ -73,7 +73,7 @@ def make_stream(
     ref, motion = _scene(max(n, 1))
     exts = (signer_extension(signer),) if signed else ()
     enc = StreamEncoder(
-        ref, QUALITY_PRESETS["medium"].with_(key_interval=KEY_INTERVAL), width=64, height=64, fps=FPS,
+        ref, QUALITY_PRESETS["medium"].with_(key_interval=KEY_INTERVAL, region_bytes=0), width=64, height=64, fps=FPS,
         session_id=session, created_us=created_us, extensions=exts,
     )  # fmt: skip
     if not signed:

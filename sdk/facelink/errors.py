@@ -9,6 +9,7 @@ argument types and values passed by a programmer.
 from __future__ import annotations
 
 __all__ = [
+    "AudioError",
     "BackendUnavailable",
     "FaceLinkError",
     "InputError",
@@ -48,6 +49,13 @@ class ModelFetchError(FaceLinkError):
 
 class InputError(FaceLinkError):
     """A user-supplied file or URI cannot be used (not a video, empty, unreadable)."""
+
+
+class AudioError(InputError):
+    """An audio track or stream cannot be used (corrupt, unsupported codec or layout).
+
+    Callers that encode video treat it as a warning: the video still encodes, without sound.
+    """
 
 
 class NoFaceError(InputError):

@@ -17,15 +17,21 @@ from facelink.bitstream.flk import (
     write_flk,
 )
 from facelink.bitstream.packets import (
+    AUDIO_CLOCK_HZ,
+    AUDIO_TAG,
+    AUDIO_VERSION,
     BITSTREAM_VERSION,
     EYE_TAG,
     EYE_VALUES,
     MAGIC,
+    MAX_AUDIO_PAYLOAD,
     MAX_CHUNK_DATA,
     MAX_COEFFS,
     MAX_FRAME_PAYLOAD,
     POSE_FIELDS,
     SUPPORTED_VERSIONS,
+    AudioPacket,
+    AudioParams,
     End,
     EyeChannels,
     KeyFrame,
@@ -52,6 +58,11 @@ from facelink.bitstream.rangecoder import (
 )
 
 __all__ = [
+    "AUDIO_CLOCK_HZ",
+    "AUDIO_TAG",
+    "AUDIO_VERSION",
+    "AudioPacket",
+    "AudioParams",
     "BITSTREAM_VERSION",
     "EYE_TAG",
     "EYE_VALUES",
@@ -62,6 +73,7 @@ __all__ = [
     "KeyFrame",
     "MAGIC",
     "MAX_ABS_VALUE",
+    "MAX_AUDIO_PAYLOAD",
     "MAX_CHUNK_DATA",
     "MAX_COEFFS",
     "MAX_FRAME_PAYLOAD",

@@ -40,6 +40,11 @@ from facelink.bitstream.rangecoder import NUM_SCALES, decode_ints, encode_ints
 from facelink.errors import InvalidPacket
 
 __all__ = [
+    "AUDIO_CLOCK_HZ",
+    "AUDIO_TAG",
+    "AUDIO_VERSION",
+    "AudioPacket",
+    "AudioParams",
     "BITSTREAM_VERSION",
     "EYE_TAG",
     "EYE_VALUES",
@@ -47,6 +52,7 @@ __all__ = [
     "EyeChannels",
     "KeyFrame",
     "MAGIC",
+    "MAX_AUDIO_PAYLOAD",
     "MAX_CHUNK_DATA",
     "MAX_COEFFS",
     "MAX_FRAME_PAYLOAD",
@@ -66,10 +72,15 @@ __all__ = [
 
 #: first two bytes of every packet
 MAGIC = b"FL"
-#: the bitstream version this module writes; it reads every version in SUPPORTED_VERSIONS
-BITSTREAM_VERSION = 3
+#: the bitstream version this module writes for a session without audio or region
+#: references; it reads every version in SUPPORTED_VERSIONS
+BITSTREAM_VERSION = 2
+#: the version of a session that carries audio or region references (AUDIO and
+#: REGION_REFERENCE packets, seals with audio_through_seq)
+AUDIO_VERSION = 3
 #: version 1: pose + expression; version 2 adds the eye channels (session-header extension 3);
-#: version 3 adds region references (packet type 0x09)
+#: version 3 adds audio (AUDIO packets, session-header extension 4, seals that cover audio)
+#: and region references (REGION_REFERENCE packets)
 SUPPORTED_VERSIONS = (1, 2, 3)
 #: pose fields before the expression coefficients: 3 rotations, 2 translations, log-scale
 POSE_FIELDS = 6
@@ -88,6 +99,11 @@ _MAX_PAYLOAD = {1: 512, 2: 560, 3: 560}
 #: largest image of a RegionReference, bytes, and largest number of its points
 MAX_REGION_IMAGE = 24000
 MAX_REGION_POINTS = 64
+#: session-header extension tag of the audio parameters (version 3)
+AUDIO_TAG = 4
+#: largest Opus payload of an AUDIO packet (RFC 6716 allows 1275 bytes per frame; at 6-24 kbit/s
+#: a 60 ms packet is under 200 bytes)
+MAX_AUDIO_PAYLOAD = 1275
 
 _HEADER_SIZE = 4
 _U16 = 0xFFFF
@@ -108,13 +124,18 @@ class PacketType(IntEnum):
     NO_FACE = 0x05
     SEAL = 0x06
     END = 0x07
-    REGION_REFERENCE = 0x09  # version 3
+    AUDIO = 0x08  # version 3 and later
+    REGION_REFERENCE = 0x09  # version 3 and later
 
 
 class RegionKind(IntEnum):
     """What a :class:`RegionReference` shows.  Values are wire format: never renumber."""
 
     MOUTH_OPEN = 1  # the sender's open mouth: teeth, tongue, cavity (points: LIPS_INNER)
+
+
+#: the first bitstream version that has each packet type (all others exist since version 1)
+_TYPE_SINCE = {0x08: 3, 0x09: 3}
 
 
 # ---------------------------------------------------------------- helpers
@@ -272,7 +293,7 @@ class _PacketBase(ABC):
     @classmethod
     def _parse_body(cls: type[_P], data: bytes) -> _P:
         reader = _Reader(data, cls.TYPE.name)
-        reader.need(cls._MIN_BODY)
+        reader.need(cls._min_body(data[2]))
         kwargs = cls._from_body(reader)
         reader.done()
         kwargs["version"] = data[2]
@@ -280,6 +301,11 @@ class _PacketBase(ABC):
             return cls(**kwargs)
         except ValueError as exc:
             raise InvalidPacket(f"{cls.TYPE.name}: {exc}") from None
+
+    @classmethod
+    def _min_body(cls, version: int) -> int:
+        """The fixed minimum body size of this packet type in ``version``."""
+        return cls._MIN_BODY
 
     @classmethod
     @abstractmethod
@@ -368,8 +394,20 @@ class SessionHeader(_PacketBase):
         if self.version >= 2:
             try:
                 self.eye_channels  # validates extension 3
+                self.audio  # and extension 4 (version 3)
             except InvalidPacket as exc:
                 raise ValueError(str(exc)) from None
+
+    @property
+    def audio(self) -> "AudioParams | None":
+        """The audio parameters (extension 4) of a version-3 header; ``None`` when the session
+        carries no audio (and always before version 3, where tag 4 is an unassigned extension)."""
+        if self.version < AUDIO_VERSION:
+            return None
+        for tag, value in self.extensions:
+            if tag == AUDIO_TAG:
+                return AudioParams.parse(value)
+        return None
 
     @property
     def eye_channels(self) -> "EyeChannels | None":
@@ -539,6 +577,108 @@ class EyeChannels:
             raise InvalidPacket(str(exc)) from None
 
 
+#: codec ids of the audio extension
+AUDIO_CODEC_OPUS = 1
+#: the audio clock: AUDIO timestamps, frame sizes and pre-skip count samples at 48 kHz
+AUDIO_CLOCK_HZ = 48000
+#: samples (at 48 kHz) per Opus frame that a packet may hold: 2.5, 5, 10, 20, 40, 60 ms
+_OPUS_FRAME_SAMPLES = (120, 240, 480, 960, 1920, 2880)
+_AUDIO_EXT = struct.Struct("<BIBIHH")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioParams:
+    """Session-header extension 4 (version 3): how the session's AUDIO packets are coded.
+
+    ``codec`` 1 = Opus (the only one); ``sample_rate`` the clock of AUDIO timestamps and of
+    ``frame_samples``/``pre_skip`` (48000, as in RTP's Opus payload format); ``channels`` 1 or 2;
+    ``bitrate`` the encoder's target in bit/s (informative, 6000..510000);
+    ``frame_samples`` samples per packet (120..2880: 2.5 to 60 ms); ``pre_skip`` the
+    decoder delay in samples: decoded sample ``j`` of the packet with timestamp ``ts`` is
+    stream sample ``ts + j - pre_skip`` (as Ogg Opus's pre-skip).  ``parse`` raises
+    :class:`InvalidPacket`.
+    """
+
+    bitrate: int
+    frame_samples: int = 960
+    pre_skip: int = 312
+    channels: int = 1
+    sample_rate: int = AUDIO_CLOCK_HZ
+    codec: int = AUDIO_CODEC_OPUS
+
+    def __post_init__(self) -> None:
+        if _int("audio codec", self.codec, 0, 0xFF) != AUDIO_CODEC_OPUS:
+            raise ValueError(f"audio: codec {self.codec} is not known (1 = Opus)")
+        if _int("audio sample_rate", self.sample_rate, 0, _U32) != AUDIO_CLOCK_HZ:
+            raise ValueError(f"audio: sample_rate must be {AUDIO_CLOCK_HZ}, got {self.sample_rate}")
+        _int("audio channels", self.channels, 1, 2)
+        _int("audio bitrate", self.bitrate, 6000, 510000)
+        if _int("audio frame_samples", self.frame_samples, 0, _U16) not in _OPUS_FRAME_SAMPLES:
+            raise ValueError(
+                f"audio: frame_samples {self.frame_samples} is not an Opus frame size ({', '.join(map(str, _OPUS_FRAME_SAMPLES))})"
+            )
+        _int("audio pre_skip", self.pre_skip, 0, _U16)
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.frame_samples / self.sample_rate
+
+    def __bytes__(self) -> bytes:
+        return _AUDIO_EXT.pack(self.codec, self.sample_rate, self.channels, self.bitrate, self.frame_samples, self.pre_skip)
+
+    def extension(self) -> tuple[int, bytes]:
+        """The ``(AUDIO_TAG, bytes)`` session-header extension."""
+        return AUDIO_TAG, bytes(self)
+
+    @classmethod
+    def parse(cls, value: bytes) -> "AudioParams":
+        if len(value) != _AUDIO_EXT.size:
+            raise InvalidPacket(f"audio extension is {len(value)} bytes (expected {_AUDIO_EXT.size})")
+        codec, rate, channels, bitrate, frame_samples, pre_skip = _AUDIO_EXT.unpack(value)
+        try:
+            return cls(bitrate, frame_samples, pre_skip, channels, rate, codec)
+        except ValueError as exc:
+            msg = str(exc)
+            raise InvalidPacket(msg if msg.startswith("audio") else f"audio: {msg}") from None
+
+
+_AUDIO_HEAD = struct.Struct("<HI")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPacket(_PacketBase):
+    """One Opus packet (version 3): audio ``seq`` (+1 per AUDIO packet, wraps at 65536) and
+    ``timestamp``, the stream time of its first input sample in 48 kHz samples (wraps at 2^32;
+    0 = the nominal time of the session's frame 0, so audio and frames share one clock)."""
+
+    TYPE: ClassVar[PacketType] = PacketType.AUDIO
+    _MIN_BODY: ClassVar[int] = _AUDIO_HEAD.size + 1
+
+    seq: int
+    timestamp: int
+    payload: bytes
+    version: int = field(default=AUDIO_VERSION, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _set(self, "version", _version(self.version))
+        if self.version < _TYPE_SINCE[PacketType.AUDIO]:
+            raise ValueError(f"AUDIO packets need bitstream version {_TYPE_SINCE[PacketType.AUDIO]}, got {self.version}")
+        _set(self, "seq", _int("seq", self.seq, 0, _U16))
+        _set(self, "timestamp", _int("timestamp", self.timestamp, 0, _U32))
+        _set(self, "payload", _bytes("payload", self.payload, 1, MAX_AUDIO_PAYLOAD))
+
+    def __bytes__(self) -> bytes:
+        return _header(self.TYPE, self.version) + _AUDIO_HEAD.pack(self.seq, self.timestamp) + self.payload
+
+    @classmethod
+    def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
+        seq, timestamp = reader.unpack(_AUDIO_HEAD)
+        payload = reader.rest()
+        if len(payload) > MAX_AUDIO_PAYLOAD:
+            raise InvalidPacket(f"{cls.TYPE.name}: payload is {len(payload)} bytes (max {MAX_AUDIO_PAYLOAD})")
+        return {"seq": seq, "timestamp": timestamp, "payload": payload}
+
+
 @dataclass(frozen=True, slots=True)
 class ReferenceChunk(_PacketBase):
     """One piece of the reference blob, identified by the first 8 bytes of its SHA-256."""
@@ -697,7 +837,9 @@ class Seal(_PacketBase):
     """Closes a span: an Ed25519 signature over the span's hash, the seal's counter and its time.
 
     ``covered_through_seq`` is the ``seq`` of the last frame sent so far (``0xFFFF``
-    before any frame); ``counter`` is the seal's index within the session (0, 1, 2, ...);
+    before any frame); in version 3, ``audio_through_seq`` is the ``seq`` of the last AUDIO
+    packet sent so far (``0xFFFF`` before any; ``None`` before version 3, where the field
+    does not exist); ``counter`` is the seal's index within the session (0, 1, 2, ...);
     ``time_ms`` is the sender's clock in milliseconds since the header's ``created_us``.
     The chain hash is not carried: the receiver recomputes it from the packets it got.
     What is hashed and signed is specified in ``docs/security.md``.
@@ -710,20 +852,33 @@ class Seal(_PacketBase):
     counter: int
     time_ms: int
     signature: bytes
+    audio_through_seq: int | None = None
     version: int = field(default=BITSTREAM_VERSION, kw_only=True)
 
     def __post_init__(self) -> None:
         _set(self, "version", _version(self.version))
         _set(self, "covered_through_seq", _int("covered_through_seq", self.covered_through_seq, 0, _U16))
+        if self.version >= AUDIO_VERSION:
+            if self.audio_through_seq is None:
+                raise ValueError(f"a version {self.version} seal needs audio_through_seq (0xFFFF: no audio yet)")
+            _set(self, "audio_through_seq", _int("audio_through_seq", self.audio_through_seq, 0, _U16))
+        elif self.audio_through_seq is not None:
+            raise ValueError(f"audio_through_seq needs bitstream version {AUDIO_VERSION}, got {self.version}")
         _set(self, "counter", _int("counter", self.counter, 0, _U32))
         _set(self, "time_ms", _int("time_ms", self.time_ms, 0, _U32))
         _set(self, "signature", _bytes("signature", self.signature, 64, 64))
 
+    @classmethod
+    def _min_body(cls, version: int) -> int:
+        return cls._MIN_BODY + (2 if version >= AUDIO_VERSION else 0)
+
     def __bytes__(self) -> bytes:
+        audio = b"" if self.audio_through_seq is None else _U16S.pack(self.audio_through_seq)
         return b"".join(
             (
                 _header(self.TYPE, self.version),
                 _U16S.pack(self.covered_through_seq),
+                audio,
                 encode_uvarint(self.counter),
                 encode_uvarint(self.time_ms),
                 self.signature,
@@ -733,9 +888,18 @@ class Seal(_PacketBase):
     @classmethod
     def _from_body(cls, reader: _Reader) -> Dict[str, Any]:
         (seq,) = reader.unpack(_U16S)
+        audio = None
+        if reader.data[2] >= AUDIO_VERSION:
+            (audio,) = reader.unpack(_U16S)
         counter = _seal_varint(reader, "counter")
         time_ms = _seal_varint(reader, "time_ms")
-        return {"covered_through_seq": seq, "counter": counter, "time_ms": time_ms, "signature": reader.take(64)}
+        return {
+            "covered_through_seq": seq,
+            "counter": counter,
+            "time_ms": time_ms,
+            "signature": reader.take(64),
+            "audio_through_seq": audio,
+        }
 
 
 def _seal_varint(reader: _Reader, field: str) -> int:
@@ -803,12 +967,12 @@ class RegionReference(_PacketBase):
     points: tuple[tuple[int, int, int, int], ...]
     image: bytes
     image_format: int = REGION_JPEG
-    version: int = field(default=BITSTREAM_VERSION, kw_only=True)
+    version: int = field(default=AUDIO_VERSION, kw_only=True)
 
     def __post_init__(self) -> None:
         v = _version(self.version)
-        if v < 3:
-            raise ValueError(f"region references need bitstream version 3, not {v}")
+        if v < _TYPE_SINCE[PacketType.REGION_REFERENCE]:
+            raise ValueError(f"region references need bitstream version {_TYPE_SINCE[PacketType.REGION_REFERENCE]}, not {v}")
         _set(self, "version", v)
         _set(self, "digest_prefix", _bytes("digest_prefix", self.digest_prefix, 8, 8))
         _set(self, "kind", _int("kind", self.kind, 1, 0xFF))
@@ -861,7 +1025,7 @@ class RegionReference(_PacketBase):
 # ---------------------------------------------------------------- dispatch
 
 #: any packet
-Packet = Union[SessionHeader, ReferenceChunk, KeyFrame, PredictedFrame, NoFace, Seal, End, RegionReference]
+Packet = Union[SessionHeader, ReferenceChunk, KeyFrame, PredictedFrame, NoFace, Seal, End, AudioPacket, RegionReference]
 
 _PARSERS: Dict[PacketType, Callable[[bytes], Packet]] = {
     PacketType.SESSION_HEADER: SessionHeader._parse_body,
@@ -871,6 +1035,7 @@ _PARSERS: Dict[PacketType, Callable[[bytes], Packet]] = {
     PacketType.NO_FACE: NoFace._parse_body,
     PacketType.SEAL: Seal._parse_body,
     PacketType.END: End._parse_body,
+    PacketType.AUDIO: AudioPacket._parse_body,
     PacketType.REGION_REFERENCE: RegionReference._parse_body,
 }
 
@@ -889,7 +1054,7 @@ def _check_header(data: bytes) -> PacketType:
             f"{', '.join(map(str, SUPPORTED_VERSIONS))}; a newer FaceLink wrote it: upgrade)"
         )
     ptype = _TYPES_BY_BYTE.get(data[3])
-    if ptype is None:
+    if ptype is None or data[2] < _TYPE_SINCE.get(data[3], 1):
         raise InvalidPacket(f"unknown packet type 0x{data[3]:02x}")
     return ptype
 

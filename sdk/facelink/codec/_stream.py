@@ -179,7 +179,13 @@ class StreamEncoder:
         session_id: bytes | None = None,
         created_us: int | None = None,
         extensions: tuple[tuple[int, bytes], ...] = (),
+        audio: "bs.AudioParams | None" = None,
     ) -> None:
+        """``audio``: the session carries AUDIO packets coded with these parameters (see
+        :mod:`facelink.audio`); its header is then bitstream version 3 with extension 4, and so
+        are all its packets.  A session that may send region references
+        (``params.region_bytes`` > 0, :mod:`._regions`) is version 3 too.  Without either the
+        stream is version 2, as before."""
         self.basis = basis or default_basis()
         if params.k > self.basis.max_k:
             raise ValueError(f"k={params.k} exceeds the basis' {self.basis.max_k} modes")
@@ -194,6 +200,12 @@ class StreamEncoder:
         key_b = np.concatenate([_KEY_POSE_SPREAD * np.array([1, 1, 1, ref_pose.scale, ref_pose.scale, 1]), self.basis.std[: params.k]]) / steps
         if params.eyes:
             extensions = tuple(sorted(tuple(e for e in extensions if e[0] != bs.EYE_TAG) + ((bs.EYE_TAG, bytes(self._eye_channels(params, reference))),)))
+        if audio is not None:
+            if not isinstance(audio, bs.AudioParams):
+                raise TypeError(f"audio must be AudioParams, got {type(audio).__name__}")
+            extensions = tuple(sorted(tuple(e for e in extensions if e[0] != bs.AUDIO_TAG) + (audio.extension(),)))
+        #: the version of every packet of this session
+        self.version = bs.AUDIO_VERSION if audio is not None or params.region_bytes > 0 else bs.BITSTREAM_VERSION
         self.header = bs.SessionHeader(
             session_id=session_id if session_id is not None else os.urandom(16),
             created_us=created_us if created_us is not None else int(_time.time() * 1e6),
@@ -210,6 +222,7 @@ class StreamEncoder:
             reference_digest=reference.digest,
             reference_size=len(reference.blob),
             extensions=extensions,
+            version=self.version,
         )
         # both ends must use the float32-rounded steps that the header carries
         self._s = _session(self.header, reference, self.basis)
@@ -251,7 +264,13 @@ class StreamEncoder:
         if n > 65535:
             raise ValueError("reference blob too large to chunk")
         prefix = self.reference.digest[:8]
-        return [bytes(bs.ReferenceChunk(prefix, i, n, blob[i * CHUNK : (i + 1) * CHUNK])) for i in range(n)]
+        return [bytes(bs.ReferenceChunk(prefix, i, n, blob[i * CHUNK : (i + 1) * CHUNK], version=self.version)) for i in range(n)]
+
+    @property
+    def stream_start(self) -> float | None:
+        """The capture time (seconds, the caller's clock) of frame 0: stream time 0, which AUDIO
+        timestamps count from.  ``None`` before the first :meth:`encode`."""
+        return self._t0
 
     def _pts_offset(self, index: int, t: float) -> int:
         if self._t0 is None:
@@ -277,7 +296,7 @@ class StreamEncoder:
         self._frames += 1
         if landmarks is None:
             self._prev = None
-            return bytes(bs.NoFace(seq, off)), KeypointFrame(index, time, FrameKind.NO_FACE)
+            return bytes(bs.NoFace(seq, off, version=self.version)), KeypointFrame(index, time, FrameKind.NO_FACE)
         pose, coeffs = self._s.fitter.fit(landmarks)
         ev = None
         if self._s.header.eye_channels is not None:
@@ -290,10 +309,10 @@ class StreamEncoder:
             q = np.where(hold, self._prev, q)
         q = np.clip(q, -(1 << 20), 1 << 20)
         if key:
-            pkt = bs.KeyFrame.from_values(seq, off, q.tolist(), self._s.key_scales)
+            pkt = bs.KeyFrame.from_values(seq, off, q.tolist(), self._s.key_scales, version=self.version)
             self._since_key = 0
         else:
-            pkt = bs.PredictedFrame.from_values(seq, off, (q - self._prev).tolist(), self._s.pred_scales)
+            pkt = bs.PredictedFrame.from_values(seq, off, (q - self._prev).tolist(), self._s.pred_scales, version=self.version)
             self._since_key += 1
         self._prev = q
         pose_q, coeffs_q, eyes_q = _from_fields(self._s.ref_fields + q * self._s.steps, self.params.k)
@@ -316,7 +335,7 @@ class StreamEncoder:
         return np.clip(v, -1.0, 1.0)
 
     def end(self) -> bytes:
-        return bytes(bs.End(max(self._last_index, 0) & 0xFFFF, self._frames))
+        return bytes(bs.End(max(self._last_index, 0) & 0xFFFF, self._frames, version=self.version))
 
 
 class StreamDecoder:

@@ -134,11 +134,38 @@ def probe_video(uri: str) -> VideoInfo:
         return r.info
 
 
-class VideoWriter:
-    """Writes RGB frames to an H.264 MP4 with exact per-frame timestamps (microsecond time base)."""
+#: audio codecs the writer can put beside the video: AAC (plays everywhere) or Opus
+AUDIO_CODECS = {"aac": "aac", "opus": "libopus"}
 
-    def __init__(self, path: str, width: int, height: int, fps: Fraction | float = 30, crf: int = 18, codec: str = "libx264") -> None:
+
+class VideoWriter:
+    """Writes RGB frames to an H.264 MP4 with exact per-frame timestamps (microsecond time base).
+
+    With ``audio_rate`` it also writes a mono audio track (``audio_codec`` ``"aac"`` or
+    ``"opus"``) on the same clock: :meth:`write_audio` places float PCM at a time in seconds,
+    as :meth:`write` places frames, so a sample and a frame given the same time play
+    together.  Holes between audio blocks become silence and overlaps are cut, so the
+    track never slips against the video; the track starts at time 0.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        width: int,
+        height: int,
+        fps: Fraction | float = 30,
+        crf: int = 18,
+        codec: str = "libx264",
+        *,
+        audio_rate: int | None = None,
+        audio_codec: str = "aac",
+        audio_kbps: int = 64,
+    ) -> None:
         av = _av()
+        if audio_rate is not None and (isinstance(audio_rate, bool) or not isinstance(audio_rate, int) or not 8000 <= audio_rate <= 192000):
+            raise ValueError(f"audio_rate must be 8000..192000 Hz, got {audio_rate!r}")
+        if audio_codec not in AUDIO_CODECS:
+            raise ValueError(f"audio_codec must be one of {', '.join(AUDIO_CODECS)}, got {audio_codec!r}")
         self.width, self.height = width + (width & 1), height + (height & 1)  # yuv420p needs even sizes
         try:
             self._c = av.open(path, mode="w")
@@ -154,6 +181,28 @@ class VideoWriter:
             self._s.options = {"crf": str(crf), "preset": "veryfast"}
         self._last_pts = -1
         self.frames = 0
+        self._a = None
+        self.audio_rate = audio_rate
+        #: audio samples written (silence filled in included)
+        self.audio_samples = 0
+        if audio_rate is not None:
+            if audio_codec == "opus" and audio_rate != 48000:
+                raise ValueError("Opus audio in MP4 must be 48000 Hz")
+            try:
+                self._a = self._c.add_stream(AUDIO_CODECS[audio_codec], rate=audio_rate)
+            except (av.error.FFmpegError, ValueError) as e:
+                self._c.close()
+                raise InputError(f"{path}: cannot add a {audio_codec} audio track ({_reason(e)})") from None
+            self._a.layout = "mono"
+            self._a.bit_rate = int(audio_kbps) * 1000
+            self._a.time_base = Fraction(1, audio_rate)
+            self._a.codec_context.time_base = Fraction(1, audio_rate)
+            self._afmt = "fltp" if audio_codec == "aac" else "flt"
+            self._apending = np.zeros(0, np.float32)
+            self._apos = 0  # sample index (from time 0) of _apending[0]
+        self._last_time = 0.0
+        #: audio blocks dropped for starting more than MAX_AUDIO_LEAD s after the latest frame
+        self.audio_dropped = 0
 
     def write(self, image: np.ndarray, time: float) -> None:
         av = _av()
@@ -163,6 +212,7 @@ class VideoWriter:
             image = pad
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         pts = max(int(round(time * 1_000_000)), self._last_pts + 1)
+        self._last_time = max(self._last_time, float(time))
         frame.pts = pts
         frame.time_base = Fraction(1, 1_000_000)
         self._last_pts = pts
@@ -170,9 +220,65 @@ class VideoWriter:
             self._c.mux(pkt)
         self.frames += 1
 
+    #: audio may start at most this many seconds after the latest frame written
+    MAX_AUDIO_LEAD = 10.0
+
+    def write_audio(self, samples: np.ndarray, time: float) -> None:
+        """Mono float PCM at ``audio_rate``, its first sample at ``time`` seconds (the frames' clock).
+
+        Blocks that start more than :attr:`MAX_AUDIO_LEAD` s after the latest frame are
+        dropped (counted in ``audio_dropped``): write frames and audio interleaved by time.
+        """
+        if self._a is None:
+            raise ValueError("this writer has no audio track; open it with audio_rate=")
+        x = np.asarray(samples, np.float32).reshape(-1)
+        if not np.all(np.isfinite(x)):
+            x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+        rate = self._a.codec_context.sample_rate
+        t = float(time)
+        if not np.isfinite(t) or t > self._last_time + self.MAX_AUDIO_LEAD:
+            self.audio_dropped += 1  # far ahead of the video: a corrupt timestamp, not sound to keep
+            return
+        start = int(round(t * rate))
+        end = self._apos + self._apending.size
+        step = 10 * rate
+        while start > end:  # a hole: silence, a few seconds at a time (bounded memory)
+            n = min(start - end, step)
+            self._apending = np.concatenate([self._apending, np.zeros(n, np.float32)])
+            end += n
+            self._encode_audio(final=False)
+        if start < end:
+            x = x[end - start :]
+        self._apending = np.concatenate([self._apending, np.clip(x, -1.0, 1.0)])
+        self._encode_audio(final=False)
+
+    def _encode_audio(self, final: bool) -> None:
+        av = _av()
+        cc = self._a.codec_context
+        n = cc.frame_size or 1024
+        while self._apending.size >= n or (final and self._apending.size):
+            block = self._apending[:n]
+            self._apending = self._apending[block.size :]
+            if block.size < n and not final:
+                break
+            if block.size < n:  # the last block: pad to a whole frame
+                block = np.concatenate([block, np.zeros(n - block.size, np.float32)])
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block[None, :]), format=self._afmt, layout="mono")
+            frame.sample_rate = cc.sample_rate
+            frame.pts = self._apos
+            frame.time_base = Fraction(1, cc.sample_rate)
+            self._apos += n
+            self.audio_samples += n
+            for pkt in self._a.encode(frame):
+                self._c.mux(pkt)
+
     def close(self) -> None:
         for pkt in self._s.encode():
             self._c.mux(pkt)
+        if self._a is not None:
+            self._encode_audio(final=True)
+            for pkt in self._a.encode():
+                self._c.mux(pkt)
         self._c.close()
 
     def __enter__(self) -> "VideoWriter":

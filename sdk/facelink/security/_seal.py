@@ -45,7 +45,7 @@ from fractions import Fraction
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ..bitstream import PacketType, Seal, SessionHeader, parse_packet
+from ..bitstream import AUDIO_CLOCK_HZ, AUDIO_VERSION, BITSTREAM_VERSION, PacketType, Seal, SessionHeader, parse_packet
 from ..errors import InvalidPacket, VerificationError
 from ._keys import Identity, PublicIdentity, fingerprint
 from ._trust import TrustStore
@@ -85,8 +85,10 @@ MAX_TIME_MS = 0xFFFFFFFF
 
 _ROOT = b"facelink/chain/v2\x00"
 _SEAL = b"facelink/seal/v2\x00"
+_SEAL_V3 = b"facelink/seal/v3\x00"  # sessions with audio (bitstream version 3)
 _LEN = struct.Struct("<I")
 _SEALED = struct.Struct("<HII")  # covered_through_seq, counter, time_ms
+_SEALED_V3 = struct.Struct("<HHII")  # covered_through_seq, audio_through_seq, counter, time_ms
 _FRAME_TYPES = (PacketType.KEY_FRAME, PacketType.PREDICTED_FRAME, PacketType.NO_FACE)
 
 
@@ -111,8 +113,17 @@ def span_hash(session_id: bytes, counter: int, packets: Iterable[bytes]) -> byte
     return h
 
 
-def seal_message(header_digest: bytes, covered_through_seq: int, counter: int, time_ms: int, chain_hash: bytes) -> bytes:
-    """The exact bytes a seal's Ed25519 signature covers."""
+def seal_message(
+    header_digest: bytes,
+    covered_through_seq: int,
+    counter: int,
+    time_ms: int,
+    chain_hash: bytes,
+    audio_through_seq: int | None = None,
+) -> bytes:
+    """The exact bytes a seal's Ed25519 signature covers (``audio_through_seq``: version-3 seals)."""
+    if audio_through_seq is not None:
+        return _SEAL_V3 + header_digest + _SEALED_V3.pack(covered_through_seq, audio_through_seq, counter, time_ms) + chain_hash
     return _SEAL + header_digest + _SEALED.pack(covered_through_seq, counter, time_ms) + chain_hash
 
 
@@ -177,6 +188,9 @@ class SealWriter:
         self.identity = identity
         self.header = bytes(header)
         self.session_id = hdr.session_id
+        #: seals of a session with audio are version 3 and also cover the last AUDIO seq
+        self._version = AUDIO_VERSION if hdr.version >= AUDIO_VERSION else BITSTREAM_VERSION
+        self._ats = 0xFFFF  # "through the audio packet before seq 0": none sent yet
         self.interval = float(interval)
         #: frame packets per span at the session's nominal rate
         self.frames_per_seal = max(1, math.floor(float(Fraction(hdr.fps_num, hdr.fps_den)) * self.interval + 1e-9))
@@ -234,6 +248,8 @@ class SealWriter:
             self._frames += 1
             if self._frames >= self.frames_per_seal:
                 return [data, self.seal()]
+        elif pkt.TYPE is PacketType.AUDIO:
+            self._ats = pkt.seq  # type: ignore[union-attr]
         return [data]
 
     def poll(self, now: float) -> list[bytes]:
@@ -271,8 +287,9 @@ class SealWriter:
         if self._time_ms > MAX_TIME_MS:
             raise ValueError("this session is older than 2^32 ms (49.7 days), the longest a session can be; start a new session")
         chain_hash = self._h
-        msg = seal_message(self._digest, self._cts, self._counter, self._time_ms, chain_hash)
-        out = bytes(Seal(self._cts, self._counter, self._time_ms, self.identity.sign(msg)))
+        ats = self._ats if self._version >= AUDIO_VERSION else None
+        msg = seal_message(self._digest, self._cts, self._counter, self._time_ms, chain_hash, ats)
+        out = bytes(Seal(self._cts, self._counter, self._time_ms, self.identity.sign(msg), ats, version=self._version))
         self._counter += 1
         self._h = chain_root(self.session_id, self._counter)
         self._pending = 0
@@ -452,6 +469,12 @@ class StreamVerifier:
         self._span_anomalies = 0
         self._span_end = False
         self._span_chunks: dict[tuple[bytes, int], set[int]] = {}
+        # audio (version 3): like frames, AUDIO seq gaps and the seals' audio_through_seq show loss
+        self._span_audio = 0
+        self._span_audio_missing = 0
+        self._expect_aseq: int | None = None
+        self._last_audio_seq: int | None = None
+        self._last_ats: int | None = None
         # before the header: raw packets since the last seal, and that seal
         self._pre: deque[bytes] = deque()
         self._pre_bytes = 0
@@ -609,8 +632,12 @@ class StreamVerifier:
             self._last_counter = early.counter
             self._last_cts = early.covered_through_seq
             self._expect_seq = (early.covered_through_seq + 1) & 0xFFFF
+            if early.audio_through_seq is not None:
+                self._last_ats = early.audio_through_seq
+                self._expect_aseq = (early.audio_through_seq + 1) & 0xFFFF
         elif index == 0 and self.from_start:
             self._last_counter = -1  # a recording starts with the session's first span: counter 0
+            self._last_ats, self._expect_aseq = 0xFFFF, 0  # and with AUDIO seq 0
         for k, p in enumerate(pre):
             try:
                 q = parse_packet(p)
@@ -652,6 +679,17 @@ class StreamVerifier:
                     self._span_anomalies += 1  # a frame went backwards: reordered, replayed or injected
             self._expect_seq = (seq + 1) & 0xFFFF
             self._last_frame_seq = seq
+        elif kind is PacketType.AUDIO:
+            self._span_audio += 1
+            seq = pkt.seq
+            if self._expect_aseq is not None and seq != self._expect_aseq:
+                gap = (seq - self._expect_aseq) & 0xFFFF
+                if gap < 0x8000:
+                    self._span_audio_missing += gap  # audio packets lost on the way
+                else:
+                    self._span_anomalies += 1  # audio went backwards: reordered, replayed or injected
+            self._expect_aseq = (seq + 1) & 0xFFFF
+            self._last_audio_seq = seq
         elif kind is PacketType.END:
             self._ended = True
             self._span_end = True
@@ -666,7 +704,7 @@ class StreamVerifier:
         if self._pub is None or self.header is None:
             return False
         h = span_hash(self.header.session_id, seal.counter, packets)
-        msg = seal_message(self._digest, seal.covered_through_seq, seal.counter, seal.time_ms, h)
+        msg = seal_message(self._digest, seal.covered_through_seq, seal.counter, seal.time_ms, h, seal.audio_through_seq)
         try:
             self._pub.verify(seal.signature, msg)
         except InvalidSignature:
@@ -710,6 +748,8 @@ class StreamVerifier:
         out = []
         if self._span_missing:
             out.append(f"{self._span_missing} frame packet(s) missing")
+        if self._span_audio_missing:
+            out.append(f"{self._span_audio_missing} audio packet(s) missing")
         if self._last_counter is not None and seal.counter > self._last_counter + 1:
             out.append(f"{seal.counter - self._last_counter - 1} seal(s) missing before this one")
         if not self._start_known:
@@ -750,6 +790,14 @@ class StreamVerifier:
                 self._span_missing += gap
             elif self._span_frames:
                 self._span_anomalies += 1  # a frame beyond what the seal covers: injected
+        ats = seal.audio_through_seq
+        last_a = self._last_audio_seq if self._span_audio else self._last_ats
+        if ats is not None and last_a is not None and last_a != ats:
+            gap = (ats - last_a) & 0xFFFF
+            if gap < 0x8000:
+                self._span_audio_missing += gap
+            elif self._span_audio:
+                self._span_anomalies += 1  # audio beyond what the seal covers: injected
         spans: tuple[SpanVerdict, ...] = ()
         counter_gap = self._last_counter is not None and seal.counter > self._last_counter + 1
         split = 0 if self._verifies(seal) else self._after_lost_seal(seal) if counter_gap else None
@@ -788,6 +836,10 @@ class StreamVerifier:
         self._last_cts = cts
         self._expect_seq = (cts + 1) & 0xFFFF
         self._last_frame_seq = None
+        if ats is not None:
+            self._last_ats = ats
+            self._expect_aseq = (ats + 1) & 0xFFFF
+        self._last_audio_seq = None
         self._start_known = True
         return PacketVerdict(index, PacketType.SEAL, seal_status, spans)
 
@@ -808,6 +860,7 @@ class StreamVerifier:
         self._span = []
         self._span_overflow = False
         self._span_packets = self._span_bytes = self._span_frames = self._span_missing = self._span_anomalies = 0
+        self._span_audio = self._span_audio_missing = 0
         self._span_end = False
         self._span_chunks = {}
         return span
@@ -827,6 +880,8 @@ class StreamVerifier:
         self._span_bytes = sum(len(p) for p, _, _ in tail)
         self._span_frames -= frames
         self._span_missing = 0
+        self._span_audio -= sum(1 for _, kind, _ in head if kind is PacketType.AUDIO)
+        self._span_audio_missing = 0
         self._span_end = any(kind is PacketType.END for _, kind, _ in tail)
         return span
 
@@ -891,6 +946,10 @@ def seal_packets(packets: Iterable[bytes], identity: Identity, *, interval: floa
             n = 0 if last_seq is None else n + ((seq - last_seq) & 0xFFFF)
             last_seq = seq
             t = max(t, float(n * period) + pkt.pts_offset / 90000)  # type: ignore[union-attr]
+            yield from w.push(data, t)
+        elif kind is PacketType.AUDIO:
+            # audio travels in the frame spans, in stream order (its timestamp is on the same clock)
+            t = max(t, pkt.timestamp / AUDIO_CLOCK_HZ)  # type: ignore[union-attr]
             yield from w.push(data, t)
         else:
             yield from w.push_isolated([data], t)
