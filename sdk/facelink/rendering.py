@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from .codec import Reference
 from .errors import InputError, InvalidPacket
-from .io import VideoWriter, load_image
+from .face._reference import load_target  # noqa: F401 - re-exported
+from .io import VideoWriter
 from .receiver import FrameRenderer
 
 if TYPE_CHECKING:
     from .provenance import Recorded, RecordingLog
-    from .security import Identity
 
-__all__ = ["DecodeResult", "decode_file", "decode_packets", "load_target"]
+__all__ = ["DecodeResult", "decode_packets", "load_target"]
 
 
 @dataclass
@@ -34,8 +34,12 @@ class DecodeResult:
     verification: dict | None = None
     #: sessions, frames and verified seals rendered (for the provenance manifest)
     log: RecordingLog | None = None
-    #: what :func:`decode_file` wrote for provenance (manifest, C2PA), if anything
+    #: what :func:`facelink.pipeline.decode_file` wrote for provenance (manifest, C2PA), if anything
     provenance: Recorded | None = None
+    #: the output file (set by :func:`facelink.pipeline.decode_file`)
+    output: str | None = None
+    #: the session tags (``facelink verify``'s session ids) of the sessions rendered, in order
+    sessions: tuple[str, ...] = ()
 
     @property
     def partial(self) -> bool:
@@ -58,21 +62,10 @@ class DecodeResult:
             "verification": self.verification,
             "partial": self.partial,
             "provenance": self.provenance.as_dict() if self.provenance is not None else None,
+            "output": self.output,
+            "session": self.sessions[0] if self.sessions else None,
+            "sessions": list(self.sessions),
         }
-
-
-def load_target(path: str, backend: str = "auto") -> Reference:
-    """Another face to drive (motion transfer): image + detected landmarks."""
-    from .face import create_models
-    from .sender import make_reference
-
-    img = load_image(path)
-    from .errors import NoFaceError
-
-    try:
-        return make_reference(img, create_models(backend))
-    except NoFaceError:
-        raise NoFaceError(f"{path}: no face found; motion transfer needs a detectable (human-like) face") from None
 
 
 def decode_packets(
@@ -99,7 +92,7 @@ def decode_packets(
     key the watermark names (default: this machine's local key).  ``eye_contact``: redirect
     the rendered gaze at the camera (:meth:`~facelink.receiver.Retargeter.eyes`).
     """
-    from .bitstream import PacketType
+    from .bitstream import PacketType, packet_type
 
     res = DecodeResult()
     renderer = FrameRenderer(
@@ -129,10 +122,11 @@ def decode_packets(
                 res.first_error = res.first_error or str(e)
                 res.log.interrupt(f"damaged packet skipped ({e})")
                 continue
-            if verified and len(p) > 3 and renderer.decoder.header is not None:
-                if p[3] == PacketType.SEAL:
+            if verified and renderer.decoder.header is not None:
+                kind = packet_type(p)  # parsed by the decoder above: a valid header
+                if kind == PacketType.SEAL:
                     res.log.seal(p, renderer.decoder.header.session_id)
-                elif p[3] == PacketType.END:  # released by the verifier: its seal verified
+                elif kind == PacketType.END:  # released by the verifier: its seal verified
                     res.log.end(renderer.decoder.header.session_id)
             if frame is None:
                 continue
@@ -161,70 +155,4 @@ def decode_packets(
         if not renderer.decoder.ready:
             raise InvalidPacket("stream's reference image is missing or incomplete")
         raise InputError("stream contains no frames")
-    return res
-
-
-def decode_file(
-    path: str,
-    output: str,
-    *,
-    target_image: str | None = None,
-    pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    backend: str = "auto",
-    progress: Callable[[int, int | None], None] | None = None,
-    trust_dir: str | None = None,
-    insecure: bool = False,
-    refiner: str | None = "off",
-    identity: Identity | None = None,
-    provenance: bool = True,
-    manifest_path: str | None = None,
-    c2pa: bool = True,
-    output_name: str | None = None,
-    eye_contact: bool = False,
-) -> DecodeResult:
-    """Decode a ``.flk`` file to a video, verifying its seals first.
-
-    Every packet is released to the decoder only after the seal covering it verified
-    against the trust directory (default ``$FACELINK_HOME/trust``); any integrity
-    problem raises :class:`~facelink.errors.VerificationError`.  ``insecure=True``
-    accepts unsigned streams and untrusted signers (whose seals must still verify).
-
-    Provenance (``docs/provenance.md``): the output is watermarked for, and its manifest
-    signed by, ``identity`` (default: this machine's local key).  With ``provenance``
-    (the default) the signed manifest is written to ``manifest_path`` (default
-    ``OUTPUT.facelink.json``) and, with ``c2pa`` and an MP4 output, a C2PA manifest is
-    embedded first (skipped, with the reason in ``res.provenance``, when c2pa-python or
-    a certificate is missing).  ``output_name``: the file name to record when ``output``
-    is a temporary name.
-    """
-    import os
-    from pathlib import Path
-
-    from .bitstream import iter_flk
-    from .security import TrustStore, default_trust_dir, iter_verified
-
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: no such file")
-    tdir = Path(trust_dir).expanduser() if trust_dir else default_trust_dir()
-    store = TrustStore.load(tdir) if (tdir.exists() or not insecure) else None
-    target = load_target(target_image, backend) if target_image else None
-    summaries: list = []
-    if identity is None and provenance:
-        from .security._local import local_identity
-
-        identity = local_identity()
-    packets = iter_verified(iter_flk(path), store, insecure=insecure, summary=summaries)
-    res = decode_packets(
-        packets, output, target=target, pose_offset=pose_offset, backend=backend, progress=progress, strict=True,
-        refiner=refiner, verified=True, receiver_key=identity.public.ed25519 if identity is not None else None,
-        eye_contact=eye_contact,
-    )  # fmt: skip
-    res.verification = summaries[0].as_dict() if summaries else None
-    if provenance and identity is not None and res.log is not None:
-        from .provenance import write_provenance
-
-        res.provenance = write_provenance(
-            output, res.log, identity, summary=summaries[0] if summaries else None, manifest_path=manifest_path, c2pa=c2pa,
-            name=output_name,
-        )
     return res

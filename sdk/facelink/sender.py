@@ -5,56 +5,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterable
-
-import numpy as np
+from typing import Callable
 
 from .codec import CodecParams, KeypointFrame, Reference, StreamEncoder
-from .errors import InputError, NoFaceError
-from .face import FaceObservation, FaceTracker, create_models, create_tracker, eye_state
-from .face._factory import FaceDetector, LandmarkModel
-from .io import Frame, load_image, open_video
-from .keypoints import KeypointFitter, Pose, canonicalize, default_basis
-from .receiver import ANCHOR_TAG, encode_anchor
+from .codec._extensions import encode_anchor, with_extension
+from .errors import InputError
+from .face import FaceObservation, FaceTracker, create_models, create_tracker
+from .face._reference import (  # noqa: F401 - re-exported: reference preparation lives in face/
+    REFERENCE_EYES_OPEN,
+    REFERENCE_PATIENCE_S,
+    REFERENCE_QUALITY,
+    make_reference,
+    pick_reference_frame,
+    prepare_reference,
+)
+from .io import Frame, open_video
+from .keypoints import Pose, canonicalize, default_basis
 
 __all__ = ["EncodeStats", "FrameEncoder", "encode_file", "make_reference", "pick_reference_frame", "prepare_reference"]
-
-
-#: JPEG quality of the reference image unless told otherwise
-REFERENCE_QUALITY = 92
-
-
-def make_reference(
-    image: np.ndarray, models: tuple[FaceDetector, LandmarkModel], *, quality: int = REFERENCE_QUALITY, max_side: int | None = None
-) -> Reference:
-    """Detect the face in a still image and package image + landmarks as the session reference.
-
-    The landmarks are computed on the image exactly as the receiver will see it (after
-    JPEG coding), so both ends agree on the identity shape.  ``quality``: JPEG quality;
-    ``max_side``: shrink the image so its longer side is at most this many pixels (the
-    receiver renders at the reference's size).  Both trade picture detail for a smaller
-    one-off reference.
-    """
-    det, lm = models
-    h, w = image.shape[:2]
-    if max_side is not None and max(h, w) > max_side:
-        from PIL import Image
-
-        f = max_side / max(h, w)
-        size = (max(1, round(w * f)), max(1, round(h * f)))
-        image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.LANCZOS))
-    ref = Reference.create(image, np.zeros((468, 3), np.float32), quality=quality)
-    tracker = FaceTracker(det, lm, eyes=False)
-    # two passes: detection places the crop, the landmark-derived ROI refines it
-    obs = tracker.update(ref.image, 0.0)
-    if obs is None:
-        raise NoFaceError("reference image: no face found")
-    obs = tracker.update(ref.image, 1.0) or obs
-    ref = ref.with_landmarks(obs.raw_landmarks)
-    iris = getattr(lm, "iris", None)
-    if iris is not None:  # what the eyes do in the reference (the receiver's origin for gaze and lids)
-        ref = ref.with_eyes(eye_state(iris(ref.image, ref.landmarks), ref.landmarks))
-    return ref
 
 
 @dataclass
@@ -117,7 +85,7 @@ class FrameEncoder:
         self.tracker = tracker or create_tracker()
         if anchor is None:
             anchor = canonicalize(default_basis(), reference.landmarks)[1]
-        exts = tuple(sorted((encode_anchor(anchor),) + tuple(e for e in extensions if e[0] != ANCHOR_TAG)))
+        exts = with_extension(extensions, encode_anchor(anchor))
         self.codec = StreamEncoder(
             reference, params, width=width, height=height, fps=fps, session_id=session_id, created_us=created_us, extensions=exts
         )
@@ -155,70 +123,6 @@ class FrameEncoder:
         return pkt
 
 
-#: a reference frame's eyes must be at least this open (lid gap / eye width; ~0.2 open, ~0.08
-#: shut): a reference caught mid-blink would keep every frame of the session from opening them
-REFERENCE_EYES_OPEN = 0.13
-#: how long after the first face the sender waits for open eyes before taking the most open frame
-REFERENCE_PATIENCE_S = 2.0
-
-
-def pick_reference_frame(frames: Iterable[Frame], tracker: FaceTracker, patience_s: float = REFERENCE_PATIENCE_S):
-    """The frame to take the session reference from, and its observation: the first frame
-    showing a face with both eyes visible and open (``REFERENCE_EYES_OPEN``); if none comes
-    within ``patience_s`` of the first face (or before the frames end), the one with the most
-    open eyes seen.  Without an eye model, the first face frame.  ``(None, None)`` if no face."""
-    best = None
-    first_t = None
-    best_open = -1.0
-    for frame in frames:
-        obs = tracker.update(frame.image, frame.time)
-        if obs is None:
-            continue
-        if obs.eyes is None:
-            return frame, obs
-        opening = float(np.min(obs.eyes.openness)) if bool(np.all(obs.eyes.visible)) else 0.0
-        if opening >= REFERENCE_EYES_OPEN:
-            return frame, obs
-        if opening > best_open:
-            best, best_open = (frame, obs), opening
-        first_t = frame.time if first_t is None else first_t
-        if frame.time - first_t >= patience_s:
-            break
-    return best if best is not None else (None, None)
-
-
-def _first_face_frame(uri: str, models) -> tuple[Frame, np.ndarray]:
-    """The reference frame of a file (:func:`pick_reference_frame`) and its landmarks (a bounded
-    look-ahead for the reference only)."""
-    det, lm = models
-    with open_video(uri) as video:
-        frame, obs = pick_reference_frame(video, FaceTracker(det, lm))
-    if frame is None:
-        raise NoFaceError(f"{uri}: no face found in any frame")
-    return frame, obs.raw_landmarks
-
-
-def prepare_reference(
-    src: str, models, k: int, reference_image: str | None = None, *, quality: int = REFERENCE_QUALITY, max_side: int | None = None
-) -> tuple[Reference, Pose | None]:
-    """The session reference and anchor pose for a video or capture ``src``.
-
-    Without ``reference_image`` the first frame showing a face is the reference (anchor
-    ``None``: the reference's own pose).  With one, the first face frame's pose, seen
-    through the reference's identity, anchors the motion; so it does when the first
-    frame was shrunk (``max_side``).  ``quality``, ``max_side``: see :func:`make_reference`.
-    """
-    first, first_lm = _first_face_frame(src, models)
-    if reference_image is None:
-        reference = make_reference(first.image, models, quality=quality, max_side=max_side)
-        if reference.image.shape[:2] == first.image.shape[:2]:
-            return reference, None
-    else:
-        reference = make_reference(load_image(reference_image), models, quality=quality, max_side=max_side)
-    anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(first_lm)[0]
-    return reference, anchor
-
-
 def encode_file(
     src: str,
     sink: Callable[[bytes], None],
@@ -231,8 +135,12 @@ def encode_file(
     extensions: tuple[tuple[int, bytes], ...] = (),
     reference_quality: int = REFERENCE_QUALITY,
     reference_size: int | None = None,
+    session_id: bytes | None = None,
+    created_us: int | None = None,
 ) -> EncodeStats:
-    """Encode a video file, handing every packet (in order) to ``sink``.
+    """Encode a video file, handing every (unsigned) packet, in order, to ``sink``.
+
+    The core of :func:`facelink.pipeline.encode_file`, which signs and writes the stream.
 
     Without ``reference_image`` the first frame showing a face is the reference.
     ``reference_quality`` (JPEG) and ``reference_size`` (longest side, pixels) shrink
@@ -246,6 +154,7 @@ def encode_file(
     enc = FrameEncoder(
         reference, params, width=info.width, height=info.height, fps=info.fps,
         tracker=FaceTracker(det, lm), anchor=anchor, extensions=extensions,
+        session_id=session_id, created_us=created_us,
     )  # fmt: skip
     for p in enc.start():
         sink(p)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import add_backend_argument, add_refiner_argument, emit_json, session_tag_hex
+from ._common import add_backend_argument, add_refiner_argument, emit_json
 
 #: default freshness window of ``receive --max-age`` (seconds): replayed recordings older than this are refused
 DEFAULT_MAX_AGE = 300.0
@@ -248,7 +248,7 @@ def run(args) -> int:
         interrupted=interrupted,
         output_closed=closed,
         provenance=prov.as_dict() if prov else None,
-        session=session_tag_hex(header) if header is not None else None,
+        session=_session_tag(header) if header is not None else None,
     )
     if prov is not None and prov.c2pa_skipped:
         print(f"facelink: warning: C2PA Content Credentials not embedded: {prov.c2pa_skipped}", file=sys.stderr)
@@ -296,3 +296,9 @@ def _status(window, latencies, v) -> str:
     seals = f"seals {v.seals_accepted} ok/{v.seals_rejected} bad" if v else "no session yet"
     spans = f"spans {v.spans_verified} verified/{v.spans_incomplete + v.spans_mismatch} not" if v else ""
     return f"recv {fps:5.1f} fps {kbps:6.2f} kbps latency {lat}  {seals}  {spans}"
+
+
+def _session_tag(header) -> str:
+    from ..pipeline import session_tag_hex
+
+    return session_tag_hex(header)

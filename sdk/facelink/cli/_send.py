@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from ._common import add_backend_argument, emit_json, session_tag_hex
+from ._common import add_backend_argument, emit_json
 from ._encode import add_rate_arguments, add_reference_arguments, codec_params, reference_options
 
 
@@ -264,7 +264,7 @@ def run(args) -> int:
         endpoint=endpoint,
         curve=not args.no_curve,
         sender=identity.fingerprint,
-        session=session_tag_hex(sender.codec.header) if sender.codec is not None else None,
+        session=_session_tag(sender.codec.header) if sender.codec is not None else None,
         session_id=sender.session_id.hex(),
         interrupted=interrupted,
         wall_s=round(wall, 3),
@@ -288,3 +288,9 @@ def _status(sender, elapsed: float) -> str:
     kbps = 8 * (s.total_bytes - s.reference_bytes) / max(elapsed, 1e-9) / 1000
     state = "connected" if sender.connected else "waiting for receiver"
     return f"send {s.frames_sent / max(elapsed, 1e-9):5.1f} fps {kbps:6.2f} kbps  seals {s.seals}  skipped {s.frames_skipped}  {state}"
+
+
+def _session_tag(header) -> str:
+    from ..pipeline import session_tag_hex
+
+    return session_tag_hex(header)

@@ -34,7 +34,7 @@ from .. import bitstream as bs
 from ..codec import CodecParams, Reference, StreamEncoder
 from ..errors import InvalidPacket
 from ..keypoints import Pose, canonicalize, default_basis
-from ..receiver import encode_anchor
+from ..codec._extensions import encode_anchor
 from ..security import DEFAULT_SEAL_INTERVAL, Identity, SealWriter, signer_extension
 from ._control import ControlMessage, ControlType
 from ._link import sender_socket
