@@ -204,7 +204,7 @@ def run(args) -> int:
                     fps = Fraction(hdr.fps_num, hdr.fps_den)
                     for d in todo:
                         f = d.frame
-                        if f is not None and d.session_id == hdr.session_id and f.time == f.time:  # NaN: not decodable
+                        if f is not None and d.session_id == hdr.session_id and f.decodable:
                             output.write(renderer.render(dec, f).image, f.time, fps)
                             out_frames += 1
                     if not output.is_open:  # the window was closed: the viewer ended the call

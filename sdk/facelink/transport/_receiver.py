@@ -290,7 +290,7 @@ class ReceiverCore:
         elif s is not None and link.session_id == s.session_id and not verdict.note:
             s.last = now
             frame = self._decode(s, link, data, now, requests)
-            if frame is not None and wall is not None and frame.time == frame.time:  # not NaN
+            if frame is not None and wall is not None and frame.decodable:
                 latency = wall - (s.header.created_us / 1e6 + frame.time)
         elif link.session_id is not None:
             c["ignored_packets"] += 1

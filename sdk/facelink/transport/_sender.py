@@ -392,7 +392,7 @@ class Sender:
     def _account(self, data: bytes, what: str) -> None:
         s = self.stats
         s.packets += 1
-        if data[3] == bs.PacketType.SEAL:
+        if bs.packet_type(data) == bs.PacketType.SEAL:
             s.seals += 1
             s.seal_bytes += len(data)
         elif what == "frame":
