@@ -20,15 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._version import __version__
-from ..errors import (
-    BackendUnavailable,
-    FaceLinkError,
-    InputError,
-    InvalidPacket,
-    ModelFetchError,
-    NoFaceError,
-    VerificationError,
-)
+from .. import errors
 
 #: must equal FACELINK_ABI_VERSION_MAJOR/MINOR in native/include/facelink.h; the library
 #: refuses to start (FACELINK_E_PYTHON) when the majors differ or this minor is older.
@@ -160,23 +152,24 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()) or "(no message)"
 
 
+#: the project's errors and their status, most specific first (FaceLinkError last)
+_STATUS_OF_ERROR = (
+    (errors.NoFaceError, Status.E_NO_FACE),
+    (errors.InvalidPacket, Status.E_INVALID_PACKET),
+    (errors.VerificationError, Status.E_VERIFICATION),
+    (errors.BackendUnavailable, Status.E_BACKEND),
+    (errors.ModelFetchError, Status.E_MODEL_FETCH),
+    (errors.InputError, Status.E_INPUT),
+    (errors.FaceLinkError, Status.E_RUNTIME),
+)
+
+
 def _classify(exc: Exception) -> tuple[Status, str]:
     if isinstance(exc, _Fail):
         return exc.status, exc.message
-    if isinstance(exc, NoFaceError):
-        return Status.E_NO_FACE, str(exc)
-    if isinstance(exc, InvalidPacket):
-        return Status.E_INVALID_PACKET, str(exc)
-    if isinstance(exc, VerificationError):
-        return Status.E_VERIFICATION, str(exc) or "verification failed"
-    if isinstance(exc, BackendUnavailable):
-        return Status.E_BACKEND, str(exc)
-    if isinstance(exc, ModelFetchError):
-        return Status.E_MODEL_FETCH, str(exc)
-    if isinstance(exc, InputError):
-        return Status.E_INPUT, str(exc)
-    if isinstance(exc, FaceLinkError):
-        return Status.E_RUNTIME, str(exc)
+    for cls, status in _STATUS_OF_ERROR:
+        if isinstance(exc, cls):
+            return status, str(exc) or ("verification failed" if status is Status.E_VERIFICATION else "")
     if isinstance(exc, MemoryError):
         return Status.E_NO_MEMORY, "out of memory"
     if isinstance(exc, OSError):

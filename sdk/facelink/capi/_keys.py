@@ -22,6 +22,19 @@ def _security_module() -> Any:
     return sec if all(callable(getattr(sec, n, None)) for n in _KEY_FUNCS) else None
 
 
+def _security() -> Any:
+    """:func:`_security_module`, or E_UNSUPPORTED naming what is missing."""
+    sec = _security_module()
+    if sec is None:
+        raise _Fail(
+            Status.E_UNSUPPORTED,
+            "key management is not available in this facelink build (facelink.security lacks "
+            + "/".join(_KEY_FUNCS)
+            + "); update the facelink package",
+        )
+    return sec
+
+
 def _verify_function() -> Callable[..., Any] | None:
     """The whole-file verifier behind ``facelink_verify_file``: :func:`facelink.pipeline.verify_video`
     (the CLI's), as a function of ``(path, trust=None)`` returning the report dict."""
@@ -50,9 +63,7 @@ def keys_trust(pub: object, directory: object = None) -> tuple[Status, str, str]
     """
     p = _path("pub", pub)
     d = _opt_path("directory", directory)
-    sec = _security_module()
-    if sec is None:
-        raise _Fail(Status.E_UNSUPPORTED, "key management is not available in this facelink build; update the facelink package")
+    sec = _security()
     identity = sec.load_public(p)
     path, added = sec.trust_key(d if d is not None else sec.default_trust_dir(), identity)
     fp = str(identity.fingerprint)
@@ -69,14 +80,7 @@ def keys_generate(name: object, directory: object = None) -> tuple[Status, str, 
     """
     n = _str("name", name)
     d = _opt_path("directory", directory)
-    sec = _security_module()
-    if sec is None:
-        raise _Fail(
-            Status.E_UNSUPPORTED,
-            "key management is not available in this facelink build (facelink.security lacks "
-            + "/".join(_KEY_FUNCS)
-            + "); update the facelink package",
-        )
+    sec = _security()
     identity = sec.generate_identity(n)
     key_path, pub_path = sec.write_identity(identity, d if d is not None else sec.default_key_dir())
     fp = str(identity.fingerprint)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from ..bitstream import SessionHeader, parse_packet
 from ..codec import CodecParams, KeypointFrame, Reference
-from ..face import FaceTracker
 from ..io import Frame
-from ..keypoints import Pose
 from ..receiver import FrameRenderer, RenderedFrame
 from ..security import DEFAULT_SEAL_INTERVAL, Identity, PacketVerdict, SealWriter, StreamVerifier, TrustStore, signer_extension
 from ..sender import EncodeStats, FrameEncoder
@@ -70,12 +69,14 @@ class EncoderSession:
     """Frames of one camera or file in, the session's packets out: ``packets, kf = s.push(frame)``.
 
     ``reference``: the face as it looks in this source (:func:`facelink.face.make_reference`);
-    ``anchor``: the pose at which the face looks like the reference when the reference is
-    another image (:func:`facelink.face.prepare_reference`), else None.  With ``identity``
-    the stream is signed: the header names the signer and seal packets close a span every
-    ``seal_interval`` seconds of stream (the packets :func:`facelink.security.seal_packets`
-    makes of the unsigned stream, byte for byte); without, it is unsigned.  ``session_id``
-    and ``created_us`` fix the header for reproducible streams.
+    ``params``: the codec's operating point.  The other keyword arguments are
+    :class:`~facelink.sender.FrameEncoder`'s: ``width``, ``height``, ``fps`` (required),
+    ``tracker``, ``anchor`` (the pose at which the face looks like the reference when the
+    reference is another image, :func:`facelink.face.prepare_reference`), ``session_id`` and
+    ``created_us`` (a fixed header for reproducible streams).  With ``identity`` the stream is
+    signed: the header names the signer and seal packets close a span every ``seal_interval``
+    seconds of stream (the packets :func:`facelink.security.seal_packets` makes of the
+    unsigned stream, byte for byte); without, it is unsigned.
     """
 
     def __init__(
@@ -83,21 +84,14 @@ class EncoderSession:
         reference: Reference,
         params: CodecParams,
         *,
-        width: int,
-        height: int,
-        fps: Fraction | float,
         identity: Identity | None = None,
         seal_interval: float = DEFAULT_SEAL_INTERVAL,
-        tracker: FaceTracker | None = None,
-        anchor: Pose | None = None,
-        session_id: bytes | None = None,
-        created_us: int | None = None,
+        **frame_encoder_args: Any,
     ) -> None:
+        if "extensions" in frame_encoder_args:
+            raise TypeError("EncoderSession sets the header's extensions itself (the signer)")
         exts = (signer_extension(identity),) if identity is not None else ()
-        self.encoder = FrameEncoder(
-            reference, params, width=width, height=height, fps=fps, tracker=tracker, anchor=anchor,
-            session_id=session_id, created_us=created_us, extensions=exts,
-        )  # fmt: skip
+        self.encoder = FrameEncoder(reference, params, extensions=exts, **frame_encoder_args)
         self.identity = identity
         self.seal_interval = seal_interval
         self._sealer: _Sealer | None = None
