@@ -92,8 +92,6 @@ def decode_packets(
     key the watermark names (default: this machine's local key).  ``eye_contact``: redirect
     the rendered gaze at the camera (:meth:`~facelink.receiver.Retargeter.eyes`).
     """
-    from .bitstream import PacketType, packet_type
-
     res = DecodeResult()
     renderer = FrameRenderer(
         target=target, pose_offset=pose_offset, backend=backend, refiner=refiner, receiver_key=receiver_key, eye_contact=eye_contact
@@ -122,20 +120,12 @@ def decode_packets(
                 res.first_error = res.first_error or str(e)
                 res.log.interrupt(f"damaged packet skipped ({e})")
                 continue
-            if verified and renderer.decoder.header is not None:
-                kind = packet_type(p)  # parsed by the decoder above: a valid header
-                if kind == PacketType.SEAL:
-                    res.log.seal(p, renderer.decoder.header.session_id)
-                elif kind == PacketType.END:  # released by the verifier: its seal verified
-                    res.log.end(renderer.decoder.header.session_id)
+            if verified:
+                _log_verified(res, renderer, p)
             if frame is None:
                 continue
             if writer is None:
-                h = renderer.decoder.header
-                fps = Fraction(h.fps_num, h.fps_den) if h and h.fps_den else Fraction(30)
-                img = frame.image
-                writer = VideoWriter(output, img.shape[1], img.shape[0], fps)
-                res.width, res.height, res.fps = img.shape[1], img.shape[0], float(fps)
+                writer = _open_writer(output, renderer, frame, res)
             writer.write(frame.image, frame.time)
             if on_frame is not None:
                 on_frame(frame)
@@ -156,3 +146,26 @@ def decode_packets(
             raise InvalidPacket("stream's reference image is missing or incomplete")
         raise InputError("stream contains no frames")
     return res
+
+
+def _log_verified(res: DecodeResult, renderer: FrameRenderer, packet: bytes) -> None:
+    """Record a verified seal or End (released by the verifier: its seal verified) in the provenance log."""
+    from .bitstream import PacketType, packet_type
+
+    header = renderer.decoder.header
+    if header is None or res.log is None:
+        return
+    kind = packet_type(packet)  # parsed by the decoder already: a valid header
+    if kind == PacketType.SEAL:
+        res.log.seal(packet, header.session_id)
+    elif kind == PacketType.END:
+        res.log.end(header.session_id)
+
+
+def _open_writer(output: str, renderer: FrameRenderer, frame, res: DecodeResult) -> VideoWriter:
+    """The output video, at the first frame's size and the stream's frame rate."""
+    h = renderer.decoder.header
+    fps = Fraction(h.fps_num, h.fps_den) if h and h.fps_den else Fraction(30)
+    img = frame.image
+    res.width, res.height, res.fps = img.shape[1], img.shape[0], float(fps)
+    return VideoWriter(output, img.shape[1], img.shape[0], fps)

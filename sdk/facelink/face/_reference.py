@@ -18,7 +18,14 @@ from ._eyes import eye_state
 from ._factory import FaceDetector, LandmarkModel, create_models
 from ._tracker import FaceTracker
 
-__all__ = ["REFERENCE_QUALITY", "load_target", "make_reference", "pick_reference_frame", "prepare_reference"]
+__all__ = [
+    "REFERENCE_QUALITY",
+    "load_target",
+    "make_reference",
+    "pick_reference_frame",
+    "prepare_reference",
+    "reference_from_frame",
+]
 
 
 #: JPEG quality of the reference image unless told otherwise
@@ -112,17 +119,31 @@ def prepare_reference(
     frame was shrunk (``max_side``).  ``quality``, ``max_side``: see :func:`make_reference`.
     """
     first, first_lm = _first_face_frame(src, models)
+    return reference_from_frame(first.image, first_lm, models, k, reference_image, quality=quality, max_side=max_side)
+
+
+def reference_from_frame(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    models,
+    k: int,
+    reference_image: str | None = None,
+    *,
+    quality: int = REFERENCE_QUALITY,
+    max_side: int | None = None,
+) -> tuple[Reference, Pose | None]:
+    """The session reference and anchor pose from a source's chosen frame (``image`` and its
+    raw ``landmarks``, see :func:`pick_reference_frame`): that frame itself as the reference
+    (anchor ``None``), or ``reference_image`` -- or the frame shrunk by ``max_side`` -- with
+    the frame's pose, seen through the reference's identity, as the anchor."""
     if reference_image is None:
-        reference = make_reference(first.image, models, quality=quality, max_side=max_side)
-        if reference.image.shape[:2] == first.image.shape[:2]:
+        reference = make_reference(image, models, quality=quality, max_side=max_side)
+        if reference.image.shape[:2] == image.shape[:2]:
             return reference, None
     else:
         reference = make_reference(load_image(reference_image), models, quality=quality, max_side=max_side)
-    anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(first_lm)[0]
+    anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(landmarks)[0]
     return reference, anchor
-
-
-
 
 def load_target(path: str, backend: str = "auto") -> Reference:
     """Another face to drive (motion transfer): image + detected landmarks."""
