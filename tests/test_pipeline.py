@@ -184,3 +184,24 @@ def test_encoder_session_matches_encode_file(face_models, capi_files, clip, keys
     packets += s.end()
     assert packets == list(iter_flk(flk))
     assert s.stats.frames == 10
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--session-id", "zz"], "--session-id wants 32 hex digits (16 bytes), got 'zz'"),
+        (["--session-id", "00" * 15], "--session-id wants 32 hex digits (16 bytes)"),
+        (["--created-us", "-1"], "--created-us must be >= 0 (microseconds since 1970), got -1"),
+    ],
+)
+def test_encode_session_options_are_usage_errors(tmp_path, capsys, extra, message) -> None:
+    rc = main(["encode", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "s.flk")] + extra)
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "s.flk").exists()
+
+
+def test_capi_encode_session_id_is_checked(tmp_path) -> None:
+    st, report = capi.encode_file(str(tmp_path / "none.mp4"), str(tmp_path / "s.flk"), session_id=b"short")
+    assert (st, report) == (Status.E_INVALID_ARGUMENT, None)
+    assert capi.last_error() == "facelink_encode_file: session_id must be 16 bytes, got 5"

@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Callable
 
 from .codec import CodecParams, KeypointFrame, Reference, StreamEncoder
-from .codec._extensions import encode_anchor, with_extension
+from .codec._extensions import header_extensions
 from .errors import InputError
 from .face import FaceObservation, FaceTracker, create_models, create_tracker
 from .face._reference import (  # noqa: F401 - re-exported: reference preparation lives in face/
@@ -20,7 +20,7 @@ from .face._reference import (  # noqa: F401 - re-exported: reference preparatio
     prepare_reference,
 )
 from .io import Frame, open_video
-from .keypoints import Pose, canonicalize, default_basis
+from .keypoints import Pose
 
 __all__ = ["EncodeStats", "FrameEncoder", "encode_file", "make_reference", "pick_reference_frame", "prepare_reference"]
 
@@ -83,9 +83,7 @@ class FrameEncoder:
         """``anchor``: the pose (in frame coordinates) at which the face looks like the
         reference; ``None`` when the reference is a frame of this same video/camera."""
         self.tracker = tracker or create_tracker()
-        if anchor is None:
-            anchor = canonicalize(default_basis(), reference.landmarks)[1]
-        exts = with_extension(extensions, encode_anchor(anchor))
+        exts = header_extensions(reference.landmarks, anchor, extensions)
         self.codec = StreamEncoder(
             reference, params, width=width, height=height, fps=fps, session_id=session_id, created_us=created_us, extensions=exts
         )

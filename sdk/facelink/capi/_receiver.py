@@ -6,8 +6,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..errors import NoFaceError, VerificationError
 from ._core import (
     _BPP,

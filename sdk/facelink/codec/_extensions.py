@@ -13,9 +13,9 @@ import struct
 from collections.abc import Iterable
 
 from ..bitstream import EYE_TAG
-from ..keypoints import Pose
+from ..keypoints import Pose, canonicalize, default_basis
 
-__all__ = ["ANCHOR_TAG", "EYE_TAG", "SIGNER_TAG", "decode_anchor", "encode_anchor", "with_extension"]
+__all__ = ["ANCHOR_TAG", "EYE_TAG", "SIGNER_TAG", "decode_anchor", "encode_anchor", "header_extensions", "with_extension"]
 
 #: the anchor pose: 6 float32 (yaw, pitch, roll, tx, ty, scale)
 ANCHOR_TAG = 1
@@ -42,3 +42,13 @@ def decode_anchor(extensions: Iterable[tuple[int, bytes]]) -> Pose | None:
 def with_extension(extensions: Iterable[tuple[int, bytes]], ext: tuple[int, bytes]) -> tuple[tuple[int, bytes], ...]:
     """``extensions`` with ``ext`` replacing any of the same tag, sorted by tag (the header's order)."""
     return tuple(sorted((ext,) + tuple(e for e in extensions if e[0] != ext[0])))
+
+
+def header_extensions(
+    reference_landmarks, anchor: Pose | None, extensions: Iterable[tuple[int, bytes]] = ()
+) -> tuple[tuple[int, bytes], ...]:
+    """A sender's session-header extensions: ``extensions`` (e.g. the signer) plus the anchor
+    pose -- ``anchor``, or the reference's own pose when the reference is a frame of the source."""
+    if anchor is None:
+        anchor = canonicalize(default_basis(), reference_landmarks)[1]
+    return with_extension(extensions, encode_anchor(anchor))
