@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "sdk"))
 
 from facelink.assets import asset_path  # noqa: E402
-from facelink.bitstream import iter_flk  # noqa: E402
+from facelink.bitstream import PacketType, iter_flk, packet_type  # noqa: E402
 from facelink.cli import main as cli  # noqa: E402
 from facelink.io import VideoWriter, load_image  # noqa: E402
 from facelink.provenance import parse_manifest, sidecar_path  # noqa: E402
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         data = flk.read_bytes()
         records = list(iter_flk(flk))
-        last_chunk = max(i for i, p in enumerate(records) if p[3] == 0x02)  # REFERENCE_CHUNK
+        last_chunk = max(i for i, p in enumerate(records) if packet_type(p) == PacketType.REFERENCE_CHUNK)
         ref_end = len(data) - sum(len(p) + (1 if len(p) < 128 else 2 if len(p) < 16384 else 3) for p in records[last_chunk + 1 :])
         cuts = list(range(1, ref_end, args.reference_stride)) + list(range(ref_end, len(data)))
         cases = [("cut", data[:n]) for n in cuts] + [("garbage", data + g) for g in GARBAGE]

@@ -13,7 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from facelink.cli import main as facelink
+from facelink.errors import FaceLinkError
+from facelink.pipeline import decode_file, encode_file
 
 
 def main() -> int:
@@ -22,10 +23,16 @@ def main() -> int:
     ap.add_argument("target")
     ap.add_argument("output")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        stream = str(Path(tmp) / "s.flk")
-        rc = facelink(["encode", args.video, "-o", stream])
-        return rc or facelink(["decode", stream, "-o", args.output, "--reference", args.target])
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            stream = Path(tmp) / "s.flk"
+            encode_file(args.video, stream)  # signed with this machine's key, which it trusts
+            res = decode_file(stream, args.output, reference_image=args.target)
+    except FaceLinkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: {res.frames} frames {res.width}x{res.height} (the target's size)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render a keypoint stream back to video (optionally re-posed or driving another face).
+"""Render a signed keypoint stream back to video (optionally re-posed or driving another face).
 
     python examples/laptop_decode.py talk.flk out.mp4
     python examples/laptop_decode.py talk.flk turned.mp4 --pose 20,-5,0      # free view
@@ -11,7 +11,7 @@ import sys
 
 from facelink.errors import FaceLinkError
 from facelink.receiver import parse_pose
-from facelink.rendering import decode_file
+from facelink.pipeline import decode_file
 
 
 def main() -> int:
@@ -22,11 +22,12 @@ def main() -> int:
     ap.add_argument("--target", help="another face to drive (photo, painting, cartoon)")
     args = ap.parse_args()
     try:
-        res = decode_file(args.input, args.output, target_image=args.target, pose_offset=parse_pose(args.pose))
+        res = decode_file(args.input, args.output, reference_image=args.target, pose_offset=parse_pose(args.pose))
     except (FaceLinkError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"{args.output}: {res.frames} frames {res.width}x{res.height}, generator {res.as_dict()['generator_fps']} fps")
+    print(f"{res.provenance.manifest_path}: signed provenance manifest" if res.provenance else "no provenance manifest")
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Encode a talking-head clip into a keypoint stream.
+"""Encode a talking-head clip into a signed keypoint stream.
 
     python examples/laptop_encode.py talk.mp4 talk.flk [--quality medium] [--reference face.jpg]
 """
@@ -7,13 +7,9 @@
 import argparse
 import sys
 
-from facelink.bitstream import FlkWriter
 from facelink.codec import QUALITY_PRESETS
 from facelink.errors import FaceLinkError
-from facelink.security import signer_extension
-from facelink.security._local import local_identity
-from facelink.security import seal_packets
-from facelink.sender import encode_file
+from facelink.pipeline import encode_file
 
 
 def main() -> int:
@@ -23,20 +19,13 @@ def main() -> int:
     ap.add_argument("--quality", default="medium", choices=sorted(QUALITY_PRESETS))
     ap.add_argument("--reference", help="reference image (default: first frame with a face)")
     args = ap.parse_args()
-    identity = local_identity()  # this machine's signing key, trusted locally
-    packets: list[bytes] = []
-    try:
-        stats = encode_file(
-            args.input, packets.append, params=QUALITY_PRESETS[args.quality],
-            reference_image=args.reference, extensions=(signer_extension(identity),),
-        )  # fmt: skip
+    try:  # signed with this machine's key (trusted locally); give identity= to sign with another
+        res = encode_file(args.input, args.output, params=QUALITY_PRESETS[args.quality], reference_image=args.reference)
     except FaceLinkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    with FlkWriter(args.output) as w:
-        for p in seal_packets(packets, identity):
-            w.write(p)
-    print(f"{args.output}: {stats.frames} frames, {stats.kbps:.2f} kbit/s, encoder {stats.fps:.0f} fps")
+    s = res.stats
+    print(f"{args.output}: {s.frames} frames, {s.kbps:.2f} kbit/s, encoder {s.fps:.0f} fps, signed by {res.signer}")
     return 0
 
 

@@ -11,8 +11,9 @@ from fractions import Fraction
 import numpy as np
 
 from facelink.bitstream import iter_flk
+from facelink.codec import StreamDecoder
 from facelink.io import VideoWriter
-from facelink.receiver import FrameRenderer
+from facelink.receiver import SessionRenderer
 from facelink.security import TrustStore, default_trust_dir, iter_verified
 
 
@@ -24,17 +25,19 @@ def main() -> int:
     ap.add_argument("--pitch", type=float, default=10.0)
     args = ap.parse_args()
     views = [(-args.yaw, 0.0, 0.0), (0.0, 0.0, 0.0), (args.yaw, 0.0, 0.0), (0.0, -args.pitch, 0.0)]
-    renderers = [FrameRenderer(pose_offset=v) for v in views]
+    decoder = StreamDecoder()  # each packet is verified and decoded once, then rendered from every angle
+    renderers = [SessionRenderer(pose_offset=v) for v in views]
     writer = None
     for packet in iter_verified(iter_flk(args.input), TrustStore.load(default_trust_dir())):
-        shown = [r.push(packet) for r in renderers]
-        if shown[0] is None:
+        frame = decoder.feed(packet)
+        if frame is None or not decoder.ready:
             continue
+        shown = [r.render(decoder, frame) for r in renderers]
         row = np.concatenate([s.image for s in shown], axis=1)
         if writer is None:
-            h = renderers[0].decoder.header
+            h = decoder.header
             writer = VideoWriter(args.output, row.shape[1], row.shape[0], Fraction(h.fps_num, h.fps_den))
-        writer.write(row, shown[0].time)
+        writer.write(row, frame.time)
     if writer is None:
         print("error: no frames in the stream", file=sys.stderr)
         return 1

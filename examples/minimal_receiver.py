@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     with Receiver(args.listen, me, trust_dir=args.trust) as rx:
         while not (rx.core.summary() and rx.core.summary().end_verified):  # until the sender hangs up
             for frame in [r.delivery.frame for r in rx.poll(0.05) if r.delivery.frame is not None]:
-                if rx.core.ready and frame.time == frame.time:  # verified, decodable (NaN: not yet)
+                if rx.core.ready and frame.decodable:  # verified, and its session is ready
                     dec = rx.core.session.decoder
                     image = renderer.render(dec, frame).image  # generated and watermarked
                     out = out or open_output(args.output, image.shape[1], image.shape[0], Fraction(dec.header.fps_num, dec.header.fps_den))

@@ -101,7 +101,7 @@ def call(args) -> int:
             if got and core.ready and not args.headless:
                 dec = core.session.decoder
                 d = got[-1]
-                if d.session_id == dec.header.session_id and d.frame.time == d.frame.time:
+                if d.session_id == dec.header.session_id and d.frame.decodable:
                     image = renderer.render(dec, d.frame).image
                     if out is None:
                         fps = Fraction(dec.header.fps_num, dec.header.fps_den)

@@ -40,6 +40,16 @@ _TEST_HOME = _isolated_home()
 DATA_DIR = Path(os.environ.get("FACELINK_DATA", ROOT.parent / "shared" / "data"))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long fuzz tests (``@pytest.mark.fuzz``) run in CI (FACELINK_FUZZ_EXAMPLES set) or with ``-m fuzz``."""
+    if os.environ.get("FACELINK_FUZZ_EXAMPLES") or "fuzz" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="long fuzz test: set FACELINK_FUZZ_EXAMPLES=N (CI: 5000) or select with -m fuzz")
+    for item in items:
+        if "fuzz" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = []
     try:

@@ -108,7 +108,7 @@ def test_unexpected_exceptions_become_internal_errors(monkeypatch: pytest.Monkey
     def boom(*a, **k):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(capi, "_pose_offset", boom)
+    monkeypatch.setattr(capi._receiver, "_pose_offset", boom)
     st, h = capi.receiver_create()
     assert (st, h) == (Status.E_INTERNAL, 0)
     assert capi.last_error().startswith("facelink_receiver_create: internal error (RuntimeError: boom second line)")
@@ -178,35 +178,55 @@ def test_handles_are_unique_across_threads_and_never_reused() -> None:
 
 
 class _SlowRenderer:
-    """Stands in for FrameRenderer: each push blocks until released."""
+    """Stands in for the receiver's RendererSession: each render blocks until released."""
+
+    verifier = None
 
     def __init__(self) -> None:
         self.entered = threading.Event()
         self.release = threading.Event()
+        self.events: list[str] = []
 
-    def push(self, packet: bytes):
+    def render(self, packet: bytes):
         self.entered.set()
         if not self.release.wait(timeout=10):
             raise TimeoutError("test never released the renderer")
+        self.events.append("push returned")
+
+
+def _wait_until(cond, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def test_destroy_waits_for_the_call_in_flight() -> None:
     st, r = capi.receiver_create()
     assert st == Status.OK
     slow = _SlowRenderer()
-    capi._registry[r].renderer = slow  # type: ignore[attr-defined]
+    capi._registry[r].session = slow  # type: ignore[attr-defined]
     results: list[tuple] = []
     pusher = threading.Thread(target=lambda: results.append(capi.receiver_push(r, b"FL")))
     pusher.start()
     assert slow.entered.wait(timeout=10)
-    destroyer = threading.Thread(target=lambda: results.append(("destroy", capi.receiver_destroy(r))))
+
+    def destroy() -> None:
+        status = capi.receiver_destroy(r)
+        slow.events.append("destroy returned")
+        results.append(("destroy", status))
+
+    destroyer = threading.Thread(target=destroy)
     destroyer.start()
-    time.sleep(0.1)
-    assert destroyer.is_alive(), "destroy must wait for the push in flight"
-    assert capi.receiver_push(r, b"FL") == (Status.E_BAD_HANDLE, None)  # already unregistered
+    # destroy unregisters the handle at once, then waits for the push in flight
+    assert _wait_until(lambda: capi.receiver_push(r, b"FL") == (Status.E_BAD_HANDLE, None))
+    assert "destroy returned" not in slow.events
     slow.release.set()
     pusher.join(timeout=10)
     destroyer.join(timeout=10)
+    assert slow.events == ["push returned", "destroy returned"], "destroy returned before the push in flight"
     assert results == [(Status.OK, None), ("destroy", Status.OK)]
 
 
@@ -350,8 +370,8 @@ def test_keys_generate(tmp_path: Path) -> None:
 
 
 def test_optional_features_report_unsupported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(capi, "_security_module", lambda: None)
-    monkeypatch.setattr(capi, "_verify_function", lambda: None)
+    monkeypatch.setattr(capi._keys, "_security_module", lambda: None)
+    monkeypatch.setattr(capi._keys, "_verify_function", lambda: None)
     assert capi.features() == {"keys": False, "verify": False}
     assert capi.keys_generate("k", str(tmp_path)) == (Status.E_UNSUPPORTED, None, None)
     assert capi.last_error().startswith("facelink_keys_generate: key management is not available in this facelink build")
@@ -366,7 +386,7 @@ def test_verify_file_wiring(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append((path, trust))
         return {"synthetic": True, "p_value": 1e-9, "sender": None}
 
-    monkeypatch.setattr(capi, "_verify_function", lambda: fake_verify)
+    monkeypatch.setattr(capi._keys, "_verify_function", lambda: fake_verify)
     st, report = capi.verify_file(b"/v/clip.mp4", "/trust")
     assert st == Status.OK and json.loads(report) == {"p_value": 1e-9, "sender": None, "synthetic": True}
     assert capi.verify_file("/v/clip.mp4")[0] == Status.OK

@@ -56,7 +56,7 @@ def test_generate_with_a_broken_ca_writes_no_key(tmp_path, capsys):
 
 @pytest.mark.skipif(not HAS_C2PA, reason=f"c2pa-python unavailable: {C2PA_WHY}")
 def test_a_recording_by_a_freshly_generated_key_gets_c2pa(stream, tmp_path, capsys):  # noqa: F811
-    from facelink.rendering import decode_file
+    from facelink.pipeline import decode_file
 
     assert main(["keys", "generate", "fresh-rx"]) == 0  # the default key directory, as `receive --key fresh-rx` uses
     capsys.readouterr()

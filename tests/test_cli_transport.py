@@ -1,10 +1,13 @@
-"""``facelink keys``, ``facelink send`` and ``facelink receive``, run in-process on loopback ports."""
+"""``facelink keys``, ``facelink send`` and ``facelink receive``, run in-process over ``ipc://`` endpoints."""
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import json
 import os
-import socket
+import shutil
+import tempfile
 import threading
 import time
 
@@ -21,10 +24,14 @@ from test_security_seal import make_stream
 WAIT = 30.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_IPC_DIR = tempfile.mkdtemp(prefix="fl-ipc-")  # short: ipc paths are limited to ~100 bytes
+atexit.register(shutil.rmtree, _IPC_DIR, True)
+_ipc_names = itertools.count()
+
+
+def _endpoint() -> str:
+    """A fresh ``ipc://`` endpoint: only this test can bind it (no free-port race with other processes)."""
+    return f"ipc://{_IPC_DIR}/rx{next(_ipc_names)}"
 
 
 @pytest.fixture()
@@ -133,12 +140,12 @@ def _scripted_sender(endpoint, kd, *, curve, frames=45, wait=10.0):
 @pytest.mark.parametrize("curve", [True, False])
 def test_receive_verifies_a_signed_session(tmp_path, capsys, keys, curve):
     kd, td = keys
-    port = _free_port()
-    argv = ["receive", "--listen", f"tcp://127.0.0.1:{port}", "--trust", str(td), "--key", str(kd / "rx.key"), "--json",
+    ep = _endpoint()
+    argv = ["receive", "--listen", ep, "--trust", str(td), "--key", str(kd / "rx.key"), "--json",
             "--timeout", "20", "--refcache", str(tmp_path / "rc")]  # fmt: skip
     r = _Run(argv + ([] if curve else ["--no-curve"]))
     r.start()
-    stats = _scripted_sender(f"tcp://127.0.0.1:{port}", kd, curve=curve)
+    stats = _scripted_sender(ep, kd, curve=curve)
     assert r.result() == 0
     out = _json_lines(capsys.readouterr().out)[0]
     assert out["verify"]["intact"] and out["verify"]["frames_verified"] == stats.frames_sent == 45
@@ -150,10 +157,10 @@ def test_untrusted_sender_is_refused_at_the_curve_handshake(tmp_path, capsys, ke
     kd, _ = keys
     other = tmp_path / "other"
     assert main(["keys", "trust", str(kd / "rx.pub"), "--dir", str(other)]) == 0  # trusts rx, not tx
-    port = _free_port()
-    r = _Run(["receive", "--listen", f"tcp://127.0.0.1:{port}", "--trust", str(other), "--key", str(kd / "rx.key"), "--timeout", "2"])
+    ep = _endpoint()
+    r = _Run(["receive", "--listen", ep, "--trust", str(other), "--key", str(kd / "rx.key"), "--timeout", "2"])
     r.start()
-    stats = _scripted_sender(f"tcp://127.0.0.1:{port}", kd, curve=True, wait=2.0)
+    stats = _scripted_sender(ep, kd, curve=True, wait=2.0)
     assert r.result() == 1  # nothing ever arrived
     assert "no session received within 2 s" in capsys.readouterr().err
     assert stats.auth_failures > 0 and stats.frames_sent == 0
@@ -168,34 +175,31 @@ def test_untrusted_or_revoked_signer_exits_3_on_a_plain_link(tmp_path, capsys, k
     else:
         td = tmp_path / "empty"
         td.mkdir(mode=0o700)
-    port = _free_port()
-    r = _Run(["receive", "--listen", f"tcp://127.0.0.1:{port}", "--trust", str(td), "--no-curve", "--timeout", "4"])
+    ep = _endpoint()
+    r = _Run(["receive", "--listen", ep, "--trust", str(td), "--no-curve", "--timeout", "4"])
     r.start()
-    _scripted_sender(f"tcp://127.0.0.1:{port}", kd, curve=False, frames=10, wait=3.0)  # refused, logged, not fatal
+    _scripted_sender(ep, kd, curve=False, frames=10, wait=3.0)  # refused, logged, not fatal
     assert r.result() == 3
     err = capsys.readouterr().err
     assert ("is revoked" if revoke else "is not trusted") in err
     assert "warning: refused a connection" in err and "no session accepted; 1 connection(s) refused" in err
 
 
-def _wait_listening(port: int, timeout: float = WAIT) -> None:
-    """Until something accepts TCP connections on the port (a receiver in another process)."""
+def _wait_listening(endpoint: str, timeout: float = WAIT) -> None:
+    """Until a receiver (maybe in another process) has bound the ``ipc://`` endpoint."""
+    path = endpoint[len("ipc://") :]
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing listens on {endpoint} after {timeout} s")
+        time.sleep(0.01)
 
 
 def _push_raw(endpoint, packets):
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 2000)
-    sock.connect(endpoint)
-    time.sleep(0.2)
+    sock.connect(endpoint)  # the receiver is bound: messages queue until the connection is up
     for p in packets:
         sock.send(p)
     sock.close()
@@ -205,12 +209,12 @@ def _push_raw(endpoint, packets):
 @pytest.mark.parametrize("insecure", [False, True])
 def test_unsigned_stream_needs_insecure(tmp_path, capsys, keys, insecure):
     _, td = keys
-    port = _free_port()
-    argv = ["receive", "--listen", f"tcp://127.0.0.1:{port}", "--trust", str(td), "--no-curve", "--json"]
+    ep = _endpoint()
+    argv = ["receive", "--listen", ep, "--trust", str(td), "--no-curve", "--json"]
     r = _Run(argv + (["--insecure", "--timeout", "20"] if insecure else ["--timeout", "4"]))  # a refusal is not fatal: it waits
     r.start()
-    _wait_listening(port)
-    _push_raw(f"tcp://127.0.0.1:{port}", make_stream(n=20, signed=False, created_us=_now_us()))
+    _wait_listening(ep)
+    _push_raw(ep, make_stream(n=20, signed=False, created_us=_now_us()))
     if insecure:
         assert r.result() == 0
         out = _json_lines(capsys.readouterr().out)[0]
@@ -229,12 +233,12 @@ def _now_us() -> int:
 def test_an_old_recording_is_refused_by_default(tmp_path, capsys, keys, max_age):
     kd, td = keys
     old = make_stream(load_identity(kd / "tx.key"), n=20, live=True, created_us=_now_us() - 3600 * 10**6)  # an hour old
-    port = _free_port()
-    argv = ["receive", "--listen", f"tcp://127.0.0.1:{port}", "--trust", str(td), "--no-curve", "--timeout", "4", "--json"]
+    ep = _endpoint()
+    argv = ["receive", "--listen", ep, "--trust", str(td), "--no-curve", "--timeout", "4", "--json"]
     r = _Run(argv + ([] if max_age is None else ["--max-age", max_age]))
     r.start()
-    _wait_listening(port)
-    _push_raw(f"tcp://127.0.0.1:{port}", old)
+    _wait_listening(ep)
+    _push_raw(ep, old)
     if max_age is None:
         assert r.result() == 3
         err = capsys.readouterr().err
@@ -251,11 +255,11 @@ def test_tampered_stream_exits_3(tmp_path, capsys, keys):
     bad = bytearray(stream[20])
     bad[-1] ^= 1
     stream[20] = bytes(bad)
-    port = _free_port()
-    r = _Run(["receive", "--listen", f"tcp://127.0.0.1:{port}", "--trust", str(td), "--no-curve", "--timeout", "20", "--json"])
+    ep = _endpoint()
+    r = _Run(["receive", "--listen", ep, "--trust", str(td), "--no-curve", "--timeout", "20", "--json"])
     r.start()
-    _wait_listening(port)
-    _push_raw(f"tcp://127.0.0.1:{port}", stream)
+    _wait_listening(ep)
+    _push_raw(ep, stream)
     assert r.result() == 3
     out = _json_lines(capsys.readouterr().out)[0]
     assert out["verify"]["spans_mismatch"] == 1 and out["verify"]["end_verified"]
@@ -278,15 +282,15 @@ def clip(tmp_path, portrait):
 
 def test_send_to_receive_end_to_end(tmp_path, capsys, keys, clip, face_models):
     kd, td = keys
-    port = _free_port()
+    ep = _endpoint()
     out_mp4 = tmp_path / "out.mp4"
     r = _Run(
-        ["receive", "--listen", f"tcp://127.0.0.1:{port}", "--trust", str(td), "--key", str(kd / "rx.key"), "-o", str(out_mp4),
+        ["receive", "--listen", ep, "--trust", str(td), "--key", str(kd / "rx.key"), "-o", str(out_mp4),
          "--timeout", "120", "--json", "--refcache", str(tmp_path / "rc"), "--backend", "onnxruntime"]
     )  # fmt: skip
     r.start()
     code = main(
-        ["send", str(clip), "--to", f"tcp://127.0.0.1:{port}", "--key", str(kd / "tx.key"), "--receiver-key", str(kd / "rx.pub"),
+        ["send", str(clip), "--to", ep, "--key", str(kd / "tx.key"), "--receiver-key", str(kd / "rx.pub"),
          "--fast", "--wait", "20", "--backend", "onnxruntime"]
     )  # fmt: skip
     assert code == 0
@@ -338,12 +342,12 @@ def test_receiver_ctrl_c_prints_its_summary_and_exits_0(tmp_path, keys):
     import signal
 
     kd, td = keys
-    port = _free_port()
-    proc = _facelink_subprocess(["receive", "--listen", f"tcp://127.0.0.1:{port}", "--trust", str(td), "--no-curve", "--json"])
+    ep = _endpoint()
+    proc = _facelink_subprocess(["receive", "--listen", ep, "--trust", str(td), "--no-curve", "--json"])
     try:
-        _wait_listening(port)
+        _wait_listening(ep)
         stream = make_stream(load_identity(kd / "tx.key"), n=30, live=True, created_us=_now_us())
-        _push_raw(f"tcp://127.0.0.1:{port}", stream[: len(stream) // 2])  # no End: the receiver keeps waiting
+        _push_raw(ep, stream[: len(stream) // 2])  # no End: the receiver keeps waiting
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=WAIT)

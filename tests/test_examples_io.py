@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from facelink.cli import build_parser
-from test_cli_transport import _free_port, keys  # noqa: F401 - shared port helper and key fixture
+from test_cli_transport import _endpoint, keys  # noqa: F401 - shared endpoint helper and key fixture
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 IO_EXAMPLES = [
@@ -97,16 +97,16 @@ def test_minimal_sender_to_minimal_receiver_then_verify_clip(tmp_path, keys, por
         for i in range(24):
             w.write(np.roll(img, int(4 * np.sin(i / 4)), axis=1), i / 30)
     out = tmp_path / "received.mp4"
-    port = _free_port()
+    ep = _endpoint()
     receiver = _load("minimal_receiver")
     codes: dict[str, int] = {}
     t = threading.Thread(
-        target=lambda: codes.setdefault("rx", receiver.main([f"tcp://127.0.0.1:{port}", str(out), "--key", str(kd / "rx.key"), "--trust", str(td)])),
+        target=lambda: codes.setdefault("rx", receiver.main([ep, str(out), "--key", str(kd / "rx.key"), "--trust", str(td)])),
         daemon=True,
     )
     t.start()
     sender = _load("minimal_sender")
-    assert sender.main([f"file://{clip}", f"tcp://127.0.0.1:{port}", "--key", str(kd / "tx.key"), "--receiver-key", str(kd / "rx.pub")]) == 0
+    assert sender.main([f"file://{clip}", ep, "--key", str(kd / "tx.key"), "--receiver-key", str(kd / "rx.pub")]) == 0
     t.join(120)
     assert not t.is_alive(), "the minimal receiver did not end with the session"
     assert codes["rx"] == 0

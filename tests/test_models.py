@@ -439,6 +439,7 @@ _SYNTHETIC = blaze_like()
 _SYNTHETIC_POSITIONS = _structure_positions(_SYNTHETIC)
 
 
+@pytest.mark.fuzz
 @settings(max_examples=250, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(_mutations())
 def test_reader_and_converter_fuzz_synthetic(mutation: tuple) -> None:
@@ -451,6 +452,7 @@ def blazeface_bytes(models) -> tuple[bytes, np.ndarray]:
     return data, _structure_positions(data)
 
 
+@pytest.mark.fuzz
 @settings(max_examples=120, deadline=3000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(mutation=_mutations())
 def test_reader_and_converter_fuzz_blazeface(blazeface_bytes: tuple[bytes, np.ndarray], mutation: tuple) -> None:
@@ -778,11 +780,23 @@ def test_lock_serialises_fetches(models, home: Path, tmp_path: Path, monkeypatch
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             result["error"] = exc
 
+    import types
+
+    import facelink._files as files
+
+    waiting = threading.Event()  # set when the worker finds the lock taken and waits for it
+
+    def sleep(seconds: float) -> None:
+        waiting.set()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(files, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
     with _fetch._locked(cache / ".lock", 1.0):
+        waiting.clear()  # only the worker's wait counts
         t = threading.Thread(target=worker)
         t.start()
-        t.join(0.5)
-        assert t.is_alive() and not list(cache.glob("*.onnx"))  # waiting for our lock
+        assert waiting.wait(30), "the worker never waited for the lock"
+        assert not list(cache.glob("*.onnx"))  # nothing written while we hold the lock
     t.join(30)
     assert not t.is_alive() and "error" not in result
     assert len(result["paths"]) == len(MODEL_SPECS)

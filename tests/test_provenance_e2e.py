@@ -154,7 +154,7 @@ def test_tampered_video_and_manifest(decoded, capsys, tmp_path):
 
 def test_manifest_of_another_session_or_receiver(decoded, stream, capsys, tmp_path):  # noqa: F811
     # the same stream decoded by another receiver key: a valid manifest of another receiver
-    from facelink.rendering import decode_file
+    from facelink.pipeline import decode_file
 
     other = generate_identity("other-rx")
     out = tmp_path / "other.mp4"
@@ -283,7 +283,7 @@ def test_keys_cert_issues_a_c2pa_profile_chain(tmp_path, capsys):
 
 @needs_c2pa
 def test_named_receiver_without_certificate_skips_c2pa_and_says_why(stream, tmp_path):  # noqa: F811
-    from facelink.rendering import decode_file
+    from facelink.pipeline import decode_file
 
     rx = generate_identity("named-rx")
     res = decode_file(str(stream), str(tmp_path / "n.mp4"), identity=rx)
@@ -293,7 +293,7 @@ def test_named_receiver_without_certificate_skips_c2pa_and_says_why(stream, tmp_
 
 
 def test_non_mp4_output_skips_c2pa(stream, tmp_path):  # noqa: F811
-    from facelink.rendering import decode_file
+    from facelink.pipeline import decode_file
 
     res = decode_file(str(stream), str(tmp_path / "n.mkv"))
     assert res.provenance.c2pa is False and "MP4" in res.provenance.c2pa_skipped

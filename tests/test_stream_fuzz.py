@@ -74,6 +74,7 @@ def test_flk_truncated_at_every_offset(stream):
         _decode_all(got)
 
 
+@pytest.mark.fuzz
 @settings(max_examples=FUZZ, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(junk=st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=6))
 def test_random_packets_after_a_valid_start(stream, junk):
@@ -82,6 +83,7 @@ def test_random_packets_after_a_valid_start(stream, junk):
     _decode_all(stream[:3] + junk + prefixed + stream[3:6])
 
 
+@pytest.mark.fuzz
 @settings(max_examples=max(200, FUZZ // 5), deadline=None)
 @given(data=st.binary(max_size=200), cut=st.integers(0, 100000), flip=st.integers(0, 100000))
 def test_reference_blob_parser_never_crashes(data, cut, flip):

@@ -398,15 +398,13 @@ def test_twenty_percent_packet_loss_recovers_within_one_key_interval(scene, ids)
 
 
 def test_late_join_restart_and_refcache(scene, ids, tmp_path):
-    """Receiver starts after the sender; then restarts on the same port with a warm reference cache."""
+    """Receiver starts after the sender; then restarts on the same endpoint with a warm reference cache."""
+    from test_cli_transport import _endpoint
+
     tx, rx, motion = ids["tx"], ids["rx"], scene[1]
     trust = TrustStore(keys=(tx.public,))
     cache = ReferenceCache(tmp_path / "rc")
-    with zmq.Context() as ctx:  # find a free port, then release it for the receiver
-        probe = ctx.socket(zmq.ROUTER)
-        port = probe.bind_to_random_port("tcp://127.0.0.1")
-        probe.close(0)
-    endpoint = f"tcp://127.0.0.1:{port}"
+    endpoint = _endpoint()  # ipc: no other process can take it between the two receivers
     s = _sender(endpoint, tx, scene, receiver_key=rx.public.curve)
     s.open()
     s.start_session()  # the session exists before any receiver does

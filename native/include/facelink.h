@@ -23,6 +23,14 @@
  *          Every 1.0 function keeps its meaning (facelink_sender_create still sends
  *          unsigned streams, facelink_receiver_create still passes seals over).
  *     1.2  facelink_receiver_set_eye_contact (gaze redirected at the camera).
+ *     1.3  facelink_encode_file_ex + facelink_encode_signing (the signing key and a fixed
+ *          session, for streams byte-identical to `facelink encode`).  Bug fixes that
+ *          bring the file functions to the CLI's meaning: facelink_encode_file now seals
+ *          its stream (signed by this machine's local key, as `facelink encode` without
+ *          --key), facelink_decode_file writes the provenance manifest beside OUTPUT and
+ *          reports a stream that stops before a verified End as FACELINK_E_INCOMPLETE
+ *          (report filled), and facelink_verify_file checks the signed manifest (sender,
+ *          signature_valid, verdict filled).
  *   Structs added after 1.0 start with `struct_size`, set by their *_init function:
  *   later minors append fields and read them only when struct_size covers them.
  *
@@ -119,7 +127,7 @@ extern "C" {
 #endif
 
 #define FACELINK_ABI_VERSION_MAJOR 1
-#define FACELINK_ABI_VERSION_MINOR 2
+#define FACELINK_ABI_VERSION_MINOR 3
 #define FACELINK_ABI_VERSION ((FACELINK_ABI_VERSION_MAJOR << 16) | FACELINK_ABI_VERSION_MINOR)
 /* non-zero if a library reporting `v` (facelink_abi_version()) serves this header */
 #define FACELINK_ABI_COMPATIBLE(v) \
@@ -209,7 +217,7 @@ typedef struct facelink_receiver facelink_receiver; /* opaque, see "Handles" */
 
 /* ------------------------------------------------------------------ library */
 
-/* FACELINK_ABI_VERSION of the library (no Python needed): (1 << 16) | 2 for ABI 1.2.
+/* FACELINK_ABI_VERSION of the library (no Python needed): (1 << 16) | 3 for ABI 1.3.
  * A program that uses a 1.1 function checks FACELINK_ABI_COMPATIBLE(facelink_abi_version())
  * first (a 1.0 library lacks the symbol: with lazy binding the call would abort). */
 FACELINK_API uint32_t facelink_abi_version(void);
@@ -443,12 +451,35 @@ typedef struct facelink_encode_options {
     const char *backend;        /* NULL = "auto" */
 } facelink_encode_options;
 
-/* `facelink encode INPUT -o OUTPUT`: a video file (or capture URI) to a .flk stream.
- * `options` NULL = defaults.  `report`, if not NULL, receives the CLI's --json object
- * (frames, face_frames, bytes, kbps, ...) as NUL-terminated UTF-8 text.  OUTPUT
+/* `facelink encode INPUT -o OUTPUT`: a video file (or capture URI) to a signed .flk stream
+ * (since ABI 1.3 sealed like the CLI's, by this machine's local key $FACELINK_HOME/keys/local.key,
+ * created on first use; give another key with facelink_encode_file_ex).  `options` NULL =
+ * defaults.  `report`, if not NULL, receives the CLI's --json object (frames, face_frames,
+ * bytes, kbps, session, signer, seal_bytes, ...) as NUL-terminated UTF-8 text.  OUTPUT
  * appears only on success. */
 FACELINK_API facelink_status facelink_encode_file(const char *input, const char *output,
                                                   const facelink_encode_options *options, facelink_buffer *report);
+
+/* ABI 1.3: who signs a file encode, and an optional fixed session header. */
+typedef struct facelink_encode_signing {
+    uint32_t struct_size;       /* sizeof(facelink_encode_signing); set by facelink_encode_signing_init */
+    const char *key;            /* a NAME.key file or a key name in $FACELINK_HOME/keys (`--key`);
+                                   NULL = this machine's local key */
+    const uint8_t *session_id;  /* FACELINK_SESSION_ID_SIZE bytes (`--session-id`); NULL = random */
+    int64_t created_us;         /* session creation time, microseconds since 1970 (`--created-us`); -1 = now */
+} facelink_encode_signing;
+
+/* Defaults: struct_size set, the local key, a random session id, created now. */
+FACELINK_API void facelink_encode_signing_init(facelink_encode_signing *signing);
+
+/* ABI 1.3.  `facelink encode INPUT -o OUTPUT [--key KEY] [--session-id HEX --created-us US]`:
+ * facelink_encode_file with the signer and session of `signing` (NULL = defaults).  With the
+ * same input, options, key, session id and created_us the stream is byte for byte the CLI's.
+ * A struct_size below this header's sizeof(facelink_encode_signing) is
+ * FACELINK_E_INVALID_ARGUMENT; a missing or too-open key file FACELINK_E_INPUT. */
+FACELINK_API facelink_status facelink_encode_file_ex(const char *input, const char *output,
+                                                     const facelink_encode_options *options,
+                                                     const facelink_encode_signing *signing, facelink_buffer *report);
 
 typedef struct facelink_decode_options {
     const char *reference_path; /* drive this image instead of the stream's reference; NULL = none */
@@ -459,12 +490,14 @@ typedef struct facelink_decode_options {
 } facelink_decode_options;
 
 /* `facelink decode INPUT -o OUTPUT [--trust DIR] [--insecure]`: a .flk stream to an
- * H.264 MP4, one frame per encoded frame.  `options` NULL = defaults.  The stream's
- * seals are verified first: an unsigned stream, an untrusted signer or a broken seal is
+ * H.264 MP4, one frame per encoded frame, watermarked, with the signed provenance manifest
+ * OUTPUT.facelink.json beside it (ABI 1.3: beside OUTPUT itself) and C2PA Content
+ * Credentials where available.  `options` NULL = defaults.  The stream's seals are
+ * verified first: an unsigned stream, an untrusted signer or a broken seal is
  * FACELINK_E_VERIFICATION (unless `insecure`; a broken seal always is), a missing trust
- * directory FACELINK_E_INPUT.  Damaged packets are skipped and the video is still
- * written: the status is then FACELINK_E_INVALID_PACKET and `report` is still filled
- * (like the CLI's exit code 3). */
+ * directory FACELINK_E_INPUT.  Where the CLI exits 3 with a written video, `report` is
+ * still filled: damaged packets skipped is FACELINK_E_INVALID_PACKET, a stream that stops
+ * before a verified End (ABI 1.3) FACELINK_E_INCOMPLETE.  `report` is the CLI's --json object. */
 FACELINK_API facelink_status facelink_decode_file(const char *input, const char *output,
                                                   const facelink_decode_options *options, facelink_buffer *report);
 
@@ -489,7 +522,10 @@ FACELINK_API facelink_status facelink_keys_trust(const char *pub, const char *di
 
 /* `facelink verify VIDEO [--trust DIR]`: is this video synthetic, and from whom?
  * `report` (required) receives the CLI's JSON object (synthetic, p_value,
- * frames_analyzed, frames_marked, session, sender, receiver, signature_valid).
+ * frames_analyzed, frames_marked, session, sender, receiver, signature_valid, verdict, ...;
+ * docs/provenance.md lists every key): the watermark and the signed provenance manifest
+ * (VIDEO.facelink.json beside it, or embedded C2PA), keys judged by `trust_dir` (NULL =
+ * $FACELINK_HOME/trust if it exists).
  * FACELINK_OK whenever the analysis ran, whatever it found.  FACELINK_E_UNSUPPORTED
  * if the installed facelink package has no watermark verification. */
 FACELINK_API facelink_status facelink_verify_file(const char *video, const char *trust_dir, facelink_buffer *report);

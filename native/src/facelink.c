@@ -453,9 +453,9 @@ void facelink_sender_security_init(facelink_sender_security *security) {
 }
 
 /* a struct_size too small for this ABI's fields: the caller skipped *_init */
-static facelink_status small_struct(const char *fn, const char *init, uint32_t got, size_t want) {
-    return fail(FACELINK_E_INVALID_ARGUMENT, "%s: security->struct_size is %u, expected at least %zu; initialise it with %s",
-                fn, (unsigned)got, want, init);
+static facelink_status small_struct(const char *fn, const char *what, const char *init, uint32_t got, size_t want) {
+    return fail(FACELINK_E_INVALID_ARGUMENT, "%s: %s->struct_size is %u, expected at least %zu; initialise it with %s",
+                fn, what, (unsigned)got, want, init);
 }
 
 static facelink_status sender_create(const char *fn, const facelink_sender_config *config,
@@ -471,7 +471,7 @@ static facelink_status sender_create(const char *fn, const facelink_sender_confi
         security = &unsigned_stream;
     }
     if (security->struct_size < sizeof *security)
-        return small_struct(fn, "facelink_sender_security_init", security->struct_size, sizeof *security);
+        return small_struct(fn, "security", "facelink_sender_security_init", security->struct_size, sizeof *security);
     ENTER(fn);
     facelink_status st;
     PyGILState_STATE gil = PyGILState_Ensure();
@@ -627,7 +627,7 @@ static facelink_status receiver_create(const char *fn, const facelink_receiver_c
     }
     if (config->target && !config->target->data) return fail(FACELINK_E_INVALID_ARGUMENT, "%s: target data is NULL", fn);
     if (security && security->struct_size < sizeof *security)
-        return small_struct(fn, "facelink_receiver_security_init", security->struct_size, sizeof *security);
+        return small_struct(fn, "security", "facelink_receiver_security_init", security->struct_size, sizeof *security);
     ENTER(fn);
     facelink_status st;
     PyGILState_STATE gil = PyGILState_Ensure();
@@ -762,24 +762,53 @@ facelink_status facelink_receiver_destroy(facelink_receiver *receiver) {
 
 /* ------------------------------------------------------------------ files */
 
-facelink_status facelink_encode_file(const char *input, const char *output, const facelink_encode_options *options,
-                                     facelink_buffer *report) {
-    static const char fn[] = "facelink_encode_file";
+void facelink_encode_signing_init(facelink_encode_signing *signing) {
+    if (!signing) return;
+    memset(signing, 0, sizeof *signing);
+    signing->struct_size = (uint32_t)sizeof *signing;
+    signing->created_us = -1;
+}
+
+/* shared by encode_file/encode_file_ex: facelink.capi.encode_file(input, output, **options, **signing) */
+static facelink_status encode_file(const char *fn, const char *input, const char *output,
+                                   const facelink_encode_options *options, const facelink_encode_signing *signing,
+                                   facelink_buffer *report) {
     if (report) memset(report, 0, sizeof *report);
     facelink_encode_options defaults = {0};
     if (!options) options = &defaults;
+    facelink_encode_signing local;
+    if (!signing) {
+        facelink_encode_signing_init(&local);
+        signing = &local;
+    }
+    if (signing->struct_size < sizeof *signing)
+        return small_struct(fn, "signing", "facelink_encode_signing_init", signing->struct_size, sizeof *signing);
     ENTER(fn);
     facelink_status st;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *kwargs = Py_BuildValue("{s:y,s:d,s:i,s:y,s:y}", "quality", options->quality, "kbps", options->kbps,
-                                     "key_interval", (int)options->key_interval, "reference_path",
-                                     options->reference_path, "backend", options->backend);
+    PyObject *sid = lend(signing->session_id, FACELINK_SESSION_ID_SIZE);
+    PyObject *kwargs = sid ? Py_BuildValue("{s:y,s:d,s:i,s:y,s:y,s:y,s:O,s:L}", "quality", options->quality, "kbps",
+                                           options->kbps, "key_interval", (int)options->key_interval, "reference_path",
+                                           options->reference_path, "backend", options->backend, "key", signing->key,
+                                           "session_id", sid, "created_us", (long long)signing->created_us)
+                           : NULL;
     PyObject *args = kwargs ? Py_BuildValue("(yy)", input, output) : NULL;
     PyObject *res = call(fn, "encode_file", args, kwargs, &st);
     if (res && st == FACELINK_OK && report) st = to_buffer(fn, item(res, 1), report);
     Py_XDECREF(res);
+    if (!unlend(sid)) st = leaked_view(fn);
     PyGILState_Release(gil);
     return st;
+}
+
+facelink_status facelink_encode_file(const char *input, const char *output, const facelink_encode_options *options,
+                                     facelink_buffer *report) {
+    return encode_file("facelink_encode_file", input, output, options, NULL, report);
+}
+
+facelink_status facelink_encode_file_ex(const char *input, const char *output, const facelink_encode_options *options,
+                                        const facelink_encode_signing *signing, facelink_buffer *report) {
+    return encode_file("facelink_encode_file_ex", input, output, options, signing, report);
 }
 
 facelink_status facelink_decode_file(const char *input, const char *output, const facelink_decode_options *options,
@@ -797,8 +826,9 @@ facelink_status facelink_decode_file(const char *input, const char *output, cons
                                      (int)options->insecure);
     PyObject *args = kwargs ? Py_BuildValue("(yy)", input, output) : NULL;
     PyObject *res = call(fn, "decode_file", args, kwargs, &st);
-    /* a damaged stream still yields a report (FACELINK_E_INVALID_PACKET) */
-    if (res && report && (st == FACELINK_OK || st == FACELINK_E_INVALID_PACKET) && item(res, 1) != Py_None) {
+    /* a damaged or unfinished stream still yields a report (FACELINK_E_INVALID_PACKET / _INCOMPLETE) */
+    if (res && report && (st == FACELINK_OK || st == FACELINK_E_INVALID_PACKET || st == FACELINK_E_INCOMPLETE) &&
+        item(res, 1) != Py_None) {
         char saved[ERROR_MAX];
         copy_utf8(saved, sizeof saved, t_error);
         facelink_status bst = to_buffer(fn, item(res, 1), report);

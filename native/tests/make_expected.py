@@ -179,6 +179,9 @@ def _signed(out: Path, reference, frames: list[np.ndarray]) -> dict[str, object]
     identity = generate_identity("signer")
     write_identity(identity, out / "keys")
     trust_key(out / "trust", identity.public)
+    from facelink.security._local import local_identity
+
+    trust_key(out / "trust", local_identity().public)  # the decoding receiver: its manifests verify as valid
     enc = FrameEncoder(
         reference, QUALITY_PRESETS["medium"], width=SIZE, height=SIZE, fps=FPS, tracker=create_tracker("auto"),
         session_id=SESSION_ID, created_us=CREATED_US, extensions=(signer_extension(identity),),

@@ -72,6 +72,7 @@ typedef struct {
     int portrait_width, portrait_height;
     int kinds[64];
     char portrait_path[1024];
+    char signer[FACELINK_FINGERPRINT_SIZE];
     char reason[1024];
 } testdata;
 
@@ -122,6 +123,7 @@ static void load_meta(const char *dir) {
         else if (!strcmp(line, "signed_packets")) T.signed_packets = atoi(value);
         else if (!strcmp(line, "seal_interval")) T.seal_interval = atof(value);
         else if (!strcmp(line, "portrait_path")) snprintf(T.portrait_path, sizeof T.portrait_path, "%s", value);
+        else if (!strcmp(line, "signer")) snprintf(T.signer, sizeof T.signer, "%s", value);
         else if (!strcmp(line, "reason")) snprintf(T.reason, sizeof T.reason, "%s", value);
         else if (!strcmp(line, "session_id")) {
             for (int i = 0; i < FACELINK_SESSION_ID_SIZE; i++) sscanf(value + 2 * i, "%2hhx", &T.session_id[i]);
@@ -790,16 +792,19 @@ static void test_files(const char *tmpdir) {
     facelink_encode_options eo = {.quality = "low"};
     EXPECT(facelink_encode_file(clip, flk, &eo, &report), FACELINK_OK, NULL);
     snprintf(want, sizeof want, "\"frames\": %d", T.frames);
-    CHECK(contains(&report, want) && contains(&report, "\"k\": 8"), "encode report: %s",
-          report.data ? (char *)report.data : "(null)");
+    CHECK(contains(&report, want) && contains(&report, "\"k\": 8") && contains(&report, "\"signer\": \""),
+          "encode report: %s", report.data ? (char *)report.data : "(null)");
+    CHECK(!contains(&report, "\"seal_bytes\": 0,"), "the stream is sealed: %s", report.data ? (char *)report.data : "(null)");
     facelink_buffer_free(&report);
-    /* facelink_encode_file does not sign: a strict decode refuses the stream, --insecure takes it */
-    char trust[2100];
+    /* ABI 1.3: facelink_encode_file seals with the local key, like `facelink encode`: an empty
+     * trust directory refuses the stream (untrusted signer), --insecure takes it */
+    char trust[2100], manifest[2100];
     snprintf(trust, sizeof trust, "%s/trust", tmpdir);
+    snprintf(manifest, sizeof manifest, "%s.facelink.json", mp4);
     mkdir(trust, 0700);
     facelink_decode_options strict = {.trust_dir = trust};
-    EXPECT(facelink_decode_file(flk, mp4, &strict, &report), FACELINK_E_VERIFICATION, "not signed");
-    CHECK(access(mp4, F_OK) != 0 && report.data == NULL, "nothing written for a refused stream");
+    EXPECT(facelink_decode_file(flk, mp4, &strict, &report), FACELINK_E_VERIFICATION, "not trusted");
+    CHECK(access(mp4, F_OK) != 0 && access(manifest, F_OK) != 0 && report.data == NULL, "nothing written for a refused stream");
     rmdir(trust);
     facelink_decode_options lax = {.insecure = 1};
     EXPECT(facelink_decode_file(flk, mp4, &lax, &report), FACELINK_OK, NULL);
@@ -808,20 +813,57 @@ static void test_files(const char *tmpdir) {
     facelink_buffer_free(&report);
     struct stat st;
     CHECK(stat(mp4, &st) == 0 && st.st_size > 1000, "decoded video written");
+    CHECK(access(manifest, F_OK) == 0, "provenance manifest beside the output: %s", manifest);
+
+    /* ABI 1.3: facelink_encode_file_ex with the test's signer and session; decoded against a
+     * trust directory that trusts it (and this receiver): verify names the sender, signature valid */
+    if (T.signed_) {
+        char key[2100], tdir[2100], signer[64];
+        snprintf(key, sizeof key, "%s/keys/signer.key", T.dir);
+        snprintf(tdir, sizeof tdir, "%s/trust", T.dir);
+        snprintf(signer, sizeof signer, "\"signer\": \"%s\"", T.signer);
+        facelink_encode_signing sg;
+        facelink_encode_signing_init(&sg);
+        CHECK(sg.struct_size == sizeof sg && sg.key == NULL && sg.session_id == NULL && sg.created_us == -1,
+              "facelink_encode_signing_init defaults");
+        sg.struct_size = 4;
+        EXPECT(facelink_encode_file_ex(clip, flk, &eo, &sg, &report), FACELINK_E_INVALID_ARGUMENT,
+               "signing->struct_size is 4");
+        facelink_encode_signing_init(&sg);
+        sg.key = key;
+        sg.session_id = T.session_id;
+        sg.created_us = T.created_us;
+        EXPECT(facelink_encode_file_ex(clip, flk, &eo, &sg, &report), FACELINK_OK, NULL);
+        CHECK(contains(&report, signer), "encode_file_ex report names the signer: %s", report.data ? (char *)report.data : "(null)");
+        facelink_buffer_free(&report);
+        facelink_decode_options trusted = {.trust_dir = tdir};
+        EXPECT(facelink_decode_file(flk, mp4, &trusted, &report), FACELINK_OK, NULL);
+        facelink_buffer_free(&report);
+        if (T.verify) {
+            snprintf(signer, sizeof signer, "\"sender\": \"%s\"", T.signer);
+            EXPECT(facelink_verify_file(mp4, tdir, &report), FACELINK_OK, NULL);
+            CHECK(contains(&report, "\"synthetic\": true") && contains(&report, signer) &&
+                      contains(&report, "\"signature_valid\": true") && contains(&report, "\"verdict\": \"valid\""),
+                  "verify report: %s", report.data ? (char *)report.data : "(null)");
+            facelink_buffer_free(&report);
+        }
+    }
 
     /* verification of the decoded (watermarked) video */
     if (T.verify) {
         EXPECT(facelink_verify_file(mp4, NULL, &report), FACELINK_OK, NULL);
-        CHECK(contains(&report, "\"synthetic\""), "verify report: %s", report.data ? (char *)report.data : "(null)");
+        CHECK(contains(&report, "\"synthetic\"") && contains(&report, "\"signature_valid\""), "verify report: %s",
+              report.data ? (char *)report.data : "(null)");
         facelink_buffer_free(&report);
         EXPECT(facelink_verify_file("/nonexistent/v.mp4", NULL, &report), FACELINK_E_INPUT, "no such file");
     } else {
         EXPECT(facelink_verify_file(mp4, NULL, &report), FACELINK_E_UNSUPPORTED, "watermark verification is not available");
-        printf("verify: facelink.watermark lacks verify_file -> FACELINK_E_UNSUPPORTED checked\n");
+        printf("verify: watermark verification unavailable -> FACELINK_E_UNSUPPORTED checked\n");
     }
     EXPECT(facelink_verify_file(NULL, NULL, &report), FACELINK_E_INVALID_ARGUMENT, "facelink_verify_file: path is NULL");
     unlink(flk);
     unlink(mp4);
+    unlink(manifest);
 }
 
 /* two senders (RGB24 tight, BGRA32 padded) and three receivers (RGB24, BGR24, GRAY8) at once,

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelFetchError
-from .models._fetch import _atomic_write, _locked, _one_line, _timeout, facelink_home
+from ._files import atomic_write as _atomic_write
+from ._files import fetch_timeout as _timeout
+from ._files import locked as _locked
+from ._files import one_line as _one_line
+from ._home import facelink_home
 
 __all__ = ["ASSETS", "Asset", "asset_path"]
 

@@ -123,10 +123,10 @@ def run_demo(
     the pure warp, so the refiner's effect shows in the output)."""
     from .assets import demo_portrait
     from .face import FaceTracker, create_models
-    from .receiver import FrameRenderer
+    from .receiver import SessionRenderer
     from .provenance import write_provenance
     from .security._local import local_identity
-    from .sender import make_reference
+    from .face._reference import make_reference
     from .transport import LoopbackLink
 
     out = Path(out_dir)
@@ -151,7 +151,9 @@ def run_demo(
     with VideoWriter(str(video), w, h, fps) as writer:
         # a real CurveZMQ link on a random loopback port; every packet sealed and verified
         with LoopbackLink(reference, params, width=w, height=h, fps=fps, receiver_identity=local_identity()) as link:
-            renderer = FrameRenderer(backend=backend, receiver_key=link.receiver_identity.public.ed25519, refiner=refiner)
+            # the link's receiver verifies and decodes each packet once; the renderer takes its decoded frames
+            renderer = SessionRenderer(backend=backend, receiver_key=link.receiver_identity.public.ed25519, refiner=refiner)
+            core = link.receiver.core
             for i, frame in enumerate(camera):
                 t0 = time.perf_counter()
                 obs = tracker.update(frame.image, frame.time)
@@ -161,20 +163,24 @@ def run_demo(
                 )
                 t_send += time.perf_counter() - t1
                 t_track += t1 - t0
-                renderer.session.log.observe(deliveries)  # verified seals, for the provenance manifest
+                renderer.log.observe(deliveries)  # verified seals, for the provenance manifest
                 t2 = time.perf_counter()
                 for d in deliveries:
-                    shown = renderer.push(d.packet)
-                    if shown is not None:
-                        writer.write(shown.image, shown.time)
-                        latencies.append(time.perf_counter() - t1)
+                    if d.frame is None or not d.frame.decodable or not core.ready:
+                        continue  # control packets; frames before the session is ready
+                    dec = core.session.decoder
+                    if d.session_id != dec.header.session_id:
+                        continue
+                    shown = renderer.render(dec, d.frame)
+                    writer.write(shown.image, shown.time)
+                    latencies.append(time.perf_counter() - t1)
                 t_recv += time.perf_counter() - t2
                 if progress is not None:
                     progress(i + 1, len(camera))
             link_report = link.close()
     snd = link_report.sender
     verify = link_report.receiver.verify
-    prov = write_provenance(video, renderer.session.log, link.receiver_identity, summary=verify)
+    prov = write_provenance(video, renderer.log, link.receiver_identity, summary=verify)
     duration = len(camera) / fps
     report = {
         "frames": len(camera),
@@ -196,7 +202,7 @@ def run_demo(
         "tracker_ms_per_frame": round(1000 * t_track / len(camera), 2),
         "generator_fps": round(renderer.generated / renderer.generate_seconds, 1) if renderer.generate_seconds else None,
         "refiner": _refiner_name(renderer),
-        "watermark_ms_per_frame": round(1000 * renderer.session.mark_seconds / max(len(camera), 1), 2),
+        "watermark_ms_per_frame": round(1000 * renderer.mark_seconds / max(len(camera), 1), 2),
         "receiver": link.receiver_identity.public.fingerprint,
         "latency_ms_p50": round(1000 * float(np.percentile(latencies, 50)), 1) if latencies else None,
         "camera_render_s": round(t_cam, 2),
@@ -213,7 +219,7 @@ def _speed_note(renderer, backend: str, frames: int, t_recv: float, w: int, h: i
     demo's portrait has a small face, so say how large it was and what the whole receiver ran at."""
     from .backend import select_backend
 
-    gen = renderer.session.generator
+    gen = renderer.generator
     x0, y0, x1, y1 = gen.face_box if gen is not None else (0, 0, w, h)
     share = (x1 - x0) * (y1 - y0) / max(w * h, 1)
     return {
@@ -232,5 +238,5 @@ def _speed_note(renderer, backend: str, frames: int, t_recv: float, w: int, h: i
 
 
 def _refiner_name(renderer) -> str:
-    gen = renderer.session.generator
+    gen = renderer.generator
     return gen.refiner.model_path.name if gen is not None and gen.refiner is not None else "off"

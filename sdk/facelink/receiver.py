@@ -16,7 +16,6 @@ head motion and expression are applied to that image's own face:
 from __future__ import annotations
 
 import math
-import struct
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterator
@@ -25,6 +24,7 @@ import numpy as np
 
 from .bitstream import RegionKind
 from .codec import FrameKind, KeypointFrame, Reference, StreamDecoder
+from .codec._extensions import ANCHOR_TAG, decode_anchor, encode_anchor  # noqa: F401 - re-exported
 from .codec._stream import eye_reference
 from .generator import EyeControls
 from .errors import InputError
@@ -44,24 +44,8 @@ __all__ = [
     "parse_pose",
 ]
 
-#: session-header extension tag holding the anchor pose (6 float32: yaw, pitch, roll, tx, ty, scale)
-ANCHOR_TAG = 1
-_ANCHOR = struct.Struct("<6f")
 #: free-view limits (degrees): yaw, pitch, roll
 POSE_LIMITS = (30.0, 20.0, 20.0)
-
-
-def encode_anchor(pose: Pose) -> tuple[int, bytes]:
-    return ANCHOR_TAG, _ANCHOR.pack(*pose.as_array())
-
-
-def decode_anchor(extensions) -> Pose | None:
-    for tag, value in extensions:
-        if tag == ANCHOR_TAG and len(value) == _ANCHOR.size:
-            vals = _ANCHOR.unpack(value)
-            if all(math.isfinite(v) for v in vals) and vals[5] > 0:
-                return Pose(*vals)
-    return None
 
 
 def parse_pose(text: str) -> tuple[float, float, float]:

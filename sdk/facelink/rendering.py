@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from .codec import Reference
 from .errors import InputError, InvalidPacket
-from .io import VideoWriter, load_image
+from .face._reference import load_target  # noqa: F401 - re-exported
+from .io import VideoWriter
 from .receiver import FrameRenderer
 
 if TYPE_CHECKING:
     from .provenance import Recorded, RecordingLog
-    from .security import Identity
 
-__all__ = ["DecodeResult", "decode_file", "decode_packets", "load_target"]
+__all__ = ["DecodeResult", "decode_packets", "load_target"]
 
 
 @dataclass
@@ -34,8 +34,15 @@ class DecodeResult:
     verification: dict | None = None
     #: sessions, frames and verified seals rendered (for the provenance manifest)
     log: RecordingLog | None = None
-    #: what :func:`decode_file` wrote for provenance (manifest, C2PA), if anything
+    #: what :func:`facelink.pipeline.decode_file` wrote for provenance (manifest, C2PA), if anything
     provenance: Recorded | None = None
+    #: the output file (set by :func:`facelink.pipeline.decode_file`)
+    output: str | None = None
+    #: the session tags (``facelink verify``'s session ids) of the sessions rendered, in order
+    sessions: tuple[str, ...] = ()
+    #: seconds of sound written under the frames, and how many pieces of it were concealed losses
+    audio_seconds: float = 0.0
+    audio_concealed: int = 0
 
     @property
     def partial(self) -> bool:
@@ -55,24 +62,15 @@ class DecodeResult:
             "generator_fps": round(self.generated / self.generate_seconds, 2) if self.generate_seconds else 0.0,
             "decode_fps": round(self.frames / self.wall, 2) if self.wall else 0.0,
             "invalid_packets": self.invalid_packets,
+            "audio_seconds": round(self.audio_seconds, 3),
+            "audio_concealed": self.audio_concealed,
             "verification": self.verification,
             "partial": self.partial,
             "provenance": self.provenance.as_dict() if self.provenance is not None else None,
+            "output": self.output,
+            "session": self.sessions[0] if self.sessions else None,
+            "sessions": list(self.sessions),
         }
-
-
-def load_target(path: str, backend: str = "auto") -> Reference:
-    """Another face to drive (motion transfer): image + detected landmarks."""
-    from .face import create_models
-    from .sender import make_reference
-
-    img = load_image(path)
-    from .errors import NoFaceError
-
-    try:
-        return make_reference(img, create_models(backend))
-    except NoFaceError:
-        raise NoFaceError(f"{path}: no face found; motion transfer needs a detectable (human-like) face") from None
 
 
 def decode_packets(
@@ -99,14 +97,13 @@ def decode_packets(
     key the watermark names (default: this machine's local key).  ``eye_contact``: redirect
     the rendered gaze at the camera (:meth:`~facelink.receiver.Retargeter.eyes`).
     """
-    from .bitstream import PacketType
-
     res = DecodeResult()
     renderer = FrameRenderer(
         target=target, pose_offset=pose_offset, backend=backend, refiner=refiner, receiver_key=receiver_key, eye_contact=eye_contact
     )
     res.log = renderer.session.log
     writer: VideoWriter | None = None
+    sound = _SoundOut()
     t0 = time.perf_counter()
     it = iter(packets)
     try:
@@ -129,30 +126,29 @@ def decode_packets(
                 res.first_error = res.first_error or str(e)
                 res.log.interrupt(f"damaged packet skipped ({e})")
                 continue
-            if verified and len(p) > 3 and renderer.decoder.header is not None:
-                if p[3] == PacketType.SEAL:
-                    res.log.seal(p, renderer.decoder.header.session_id)
-                elif p[3] == PacketType.END:  # released by the verifier: its seal verified
-                    res.log.end(renderer.decoder.header.session_id)
+            if verified:
+                _log_verified(res, renderer, p)
+            sound.feed(p, renderer.decoder.header, writer)
             if frame is None:
                 continue
             if writer is None:
-                h = renderer.decoder.header
-                fps = Fraction(h.fps_num, h.fps_den) if h and h.fps_den else Fraction(30)
-                img = frame.image
-                writer = VideoWriter(output, img.shape[1], img.shape[0], fps)
-                res.width, res.height, res.fps = img.shape[1], img.shape[0], float(fps)
+                hdr = renderer.decoder.header
+                writer = _open_writer(output, renderer, frame, res, audio=hdr is not None and hdr.audio is not None)
             writer.write(frame.image, frame.time)
+            sound.drain(writer)
             if on_frame is not None:
                 on_frame(frame)
             res.frames += 1
             res.held_frames += frame.held
             if progress is not None:
                 progress(res.frames, None)
+        if writer is not None:
+            sound.finish(writer)
     finally:
         if writer is not None:
             writer.close()
     res.wall = time.perf_counter() - t0
+    res.audio_seconds, res.audio_concealed = sound.seconds, sound.concealed
     res.generated = renderer.generated
     res.generate_seconds = renderer.generate_seconds
     if res.frames == 0:
@@ -164,67 +160,70 @@ def decode_packets(
     return res
 
 
-def decode_file(
-    path: str,
-    output: str,
-    *,
-    target_image: str | None = None,
-    pose_offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    backend: str = "auto",
-    progress: Callable[[int, int | None], None] | None = None,
-    trust_dir: str | None = None,
-    insecure: bool = False,
-    refiner: str | None = "off",
-    identity: Identity | None = None,
-    provenance: bool = True,
-    manifest_path: str | None = None,
-    c2pa: bool = True,
-    output_name: str | None = None,
-    eye_contact: bool = False,
-) -> DecodeResult:
-    """Decode a ``.flk`` file to a video, verifying its seals first.
+def _log_verified(res: DecodeResult, renderer: FrameRenderer, packet: bytes) -> None:
+    """Record a verified seal or End (released by the verifier: its seal verified) in the provenance log."""
+    from .bitstream import PacketType, packet_type
 
-    Every packet is released to the decoder only after the seal covering it verified
-    against the trust directory (default ``$FACELINK_HOME/trust``); any integrity
-    problem raises :class:`~facelink.errors.VerificationError`.  ``insecure=True``
-    accepts unsigned streams and untrusted signers (whose seals must still verify).
+    header = renderer.decoder.header
+    if header is None or res.log is None:
+        return
+    kind = packet_type(packet)  # parsed by the decoder already: a valid header
+    if kind == PacketType.SEAL:
+        res.log.seal(packet, header.session_id)
+    elif kind == PacketType.END:
+        res.log.end(header.session_id)
 
-    Provenance (``docs/provenance.md``): the output is watermarked for, and its manifest
-    signed by, ``identity`` (default: this machine's local key).  With ``provenance``
-    (the default) the signed manifest is written to ``manifest_path`` (default
-    ``OUTPUT.facelink.json``) and, with ``c2pa`` and an MP4 output, a C2PA manifest is
-    embedded first (skipped, with the reason in ``res.provenance``, when c2pa-python or
-    a certificate is missing).  ``output_name``: the file name to record when ``output``
-    is a temporary name.
-    """
-    import os
-    from pathlib import Path
 
-    from .bitstream import iter_flk
-    from .security import TrustStore, default_trust_dir, iter_verified
+def _open_writer(output: str, renderer: FrameRenderer, frame, res: DecodeResult, audio: bool = False) -> VideoWriter:
+    """The output video, at the first frame's size and the stream's frame rate (with an AAC
+    track when the stream carries sound)."""
+    from .audio import RATE
 
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: no such file")
-    tdir = Path(trust_dir).expanduser() if trust_dir else default_trust_dir()
-    store = TrustStore.load(tdir) if (tdir.exists() or not insecure) else None
-    target = load_target(target_image, backend) if target_image else None
-    summaries: list = []
-    if identity is None and provenance:
-        from .security._local import local_identity
+    h = renderer.decoder.header
+    fps = Fraction(h.fps_num, h.fps_den) if h and h.fps_den else Fraction(30)
+    img = frame.image
+    res.width, res.height, res.fps = img.shape[1], img.shape[0], float(fps)
+    return VideoWriter(output, img.shape[1], img.shape[0], fps, audio_rate=RATE if audio else None)
 
-        identity = local_identity()
-    packets = iter_verified(iter_flk(path), store, insecure=insecure, summary=summaries)
-    res = decode_packets(
-        packets, output, target=target, pose_offset=pose_offset, backend=backend, progress=progress, strict=True,
-        refiner=refiner, verified=True, receiver_key=identity.public.ed25519 if identity is not None else None,
-        eye_contact=eye_contact,
-    )  # fmt: skip
-    res.verification = summaries[0].as_dict() if summaries else None
-    if provenance and identity is not None and res.log is not None:
-        from .provenance import write_provenance
 
-        res.provenance = write_provenance(
-            output, res.log, identity, summary=summaries[0] if summaries else None, manifest_path=manifest_path, c2pa=c2pa,
-            name=output_name,
-        )
-    return res
+class _SoundOut:
+    """The stream's AUDIO packets, decoded and laid under the frames on their common clock."""
+
+    def __init__(self) -> None:
+        self._dep = None
+        self._session: bytes | None = None
+        self._pending: list = []
+        self.seconds = 0.0
+        self.concealed = 0
+
+    def feed(self, packet: bytes, header, writer: VideoWriter | None) -> None:
+        from .bitstream import PacketType, packet_type
+
+        if header is None or packet_type(packet) != PacketType.AUDIO:
+            return
+        if self._session != header.session_id:  # one session's sound per output (the first)
+            if self._session is not None:
+                return
+            from .audio import AudioDepacketizer
+
+            self._session = header.session_id
+            self._dep = AudioDepacketizer.for_header(header)
+        if self._dep is not None:
+            self._pending += self._dep.feed(packet)
+
+    def drain(self, writer: VideoWriter) -> None:
+        from .audio import RATE
+
+        if not writer.has_audio:
+            self._pending = []
+            return
+        for c in self._pending:
+            writer.write_audio(c.pcm, c.start / RATE)
+            self.seconds += c.pcm.size / RATE
+            self.concealed += bool(c.concealed)
+        self._pending = []
+
+    def finish(self, writer: VideoWriter) -> None:
+        if self._dep is not None:
+            self._pending += self._dep.flush()
+        self.drain(writer)

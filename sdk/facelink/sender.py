@@ -5,63 +5,32 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterable
-
-import numpy as np
+from typing import Callable
 
 from .codec import CodecParams, KeypointFrame, Reference, StreamEncoder
+from .codec._extensions import header_extensions
 from .codec._regions import RegionPicker, mouth_opening
-from .errors import InputError, NoFaceError
-from .face import FaceObservation, FaceTracker, create_models, create_tracker, eye_state
-from .face._factory import FaceDetector, LandmarkModel
-from .io import Frame, load_image, open_video
-from .keypoints import KeypointFitter, Pose, canonicalize, default_basis
-from .receiver import ANCHOR_TAG, encode_anchor
+from .errors import InputError
+from .face import FaceObservation, FaceTracker, create_models, create_tracker
+from .face._reference import (  # noqa: F401 - re-exported: reference preparation lives in face/
+    REFERENCE_EYES_OPEN,
+    REFERENCE_PATIENCE_S,
+    REFERENCE_QUALITY,
+    make_reference,
+    pick_reference_frame,
+    prepare_reference,
+)
+from .io import Frame, open_video
+from .keypoints import Pose, canonicalize
 
 __all__ = ["EncodeStats", "FrameEncoder", "encode_file", "make_reference", "pick_reference_frame", "prepare_reference"]
 
 
-#: JPEG quality of the reference image unless told otherwise
-REFERENCE_QUALITY = 92
-
-
-def make_reference(
-    image: np.ndarray, models: tuple[FaceDetector, LandmarkModel], *, quality: int = REFERENCE_QUALITY, max_side: int | None = None
-) -> Reference:
-    """Detect the face in a still image and package image + landmarks as the session reference.
-
-    The landmarks are computed on the image exactly as the receiver will see it (after
-    JPEG coding), so both ends agree on the identity shape.  ``quality``: JPEG quality;
-    ``max_side``: shrink the image so its longer side is at most this many pixels (the
-    receiver renders at the reference's size).  Both trade picture detail for a smaller
-    one-off reference.
-    """
-    det, lm = models
-    h, w = image.shape[:2]
-    if max_side is not None and max(h, w) > max_side:
-        from PIL import Image
-
-        f = max_side / max(h, w)
-        size = (max(1, round(w * f)), max(1, round(h * f)))
-        image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.LANCZOS))
-    ref = Reference.create(image, np.zeros((468, 3), np.float32), quality=quality)
-    tracker = FaceTracker(det, lm, eyes=False)
-    # two passes: detection places the crop, the landmark-derived ROI refines it
-    obs = tracker.update(ref.image, 0.0)
-    if obs is None:
-        raise NoFaceError("reference image: no face found")
-    obs = tracker.update(ref.image, 1.0) or obs
-    ref = ref.with_landmarks(obs.raw_landmarks)
-    iris = getattr(lm, "iris", None)
-    if iris is not None:  # what the eyes do in the reference (the receiver's origin for gaze and lids)
-        ref = ref.with_eyes(eye_state(iris(ref.image, ref.landmarks), ref.landmarks))
-    return ref
-
-
 @dataclass
 class EncodeStats:
-    """What an encode produced; ``kbps`` counts every packet except the one-time reference
-    chunks and region references (``reference_bytes``, ``region_bytes``)."""
+    """What an encode produced; ``kbps`` counts the keypoint packets (every packet except the
+    one-time reference chunks and region references, ``reference_bytes``, ``region_bytes``,
+    and the sound, ``audio_bytes``)."""
 
     frames: int = 0
     face_frames: int = 0
@@ -70,6 +39,10 @@ class EncodeStats:
     reference_bytes: int = 0
     region_bytes: int = 0
     regions: int = 0
+    audio_bytes: int = 0
+    audio_packets: int = 0
+    #: why the input's sound was not encoded (a corrupt or unsupported track), if so
+    audio_warning: str | None = None
     duration: float = 0.0
     wall: float = 0.0
     faces_max: int = 0
@@ -98,6 +71,9 @@ class EncodeStats:
             "reference_bytes": self.reference_bytes,
             "region_bytes": self.region_bytes,
             "regions": self.regions,
+            "audio_bytes": self.audio_bytes,
+            "audio_packets": self.audio_packets,
+            "audio_warning": self.audio_warning,
             "kbps_with_regions": round(self.kbps_with_regions, 3),
             "duration_s": round(self.duration, 4),
             "kbps": round(self.kbps, 3),
@@ -124,16 +100,17 @@ class FrameEncoder:
         session_id: bytes | None = None,
         created_us: int | None = None,
         extensions: tuple[tuple[int, bytes], ...] = (),
+        audio: object = None,
     ) -> None:
         """``anchor``: the pose (in frame coordinates) at which the face looks like the
-        reference; ``None`` when the reference is a frame of this same video/camera."""
+        reference; ``None`` when the reference is a frame of this same video/camera.
+        ``audio``: the session's :class:`~facelink.bitstream.AudioParams` when it carries sound."""
         self.tracker = tracker or create_tracker()
-        if anchor is None:
-            anchor = canonicalize(default_basis(), reference.landmarks)[1]
-        exts = tuple(sorted((encode_anchor(anchor),) + tuple(e for e in extensions if e[0] != ANCHOR_TAG)))
+        exts = header_extensions(reference.landmarks, anchor, extensions)
         self.codec = StreamEncoder(
-            reference, params, width=width, height=height, fps=fps, session_id=session_id, created_us=created_us, extensions=exts
-        )
+            reference, params, width=width, height=height, fps=fps, session_id=session_id, created_us=created_us,
+            extensions=exts, audio=audio,
+        )  # fmt: skip
         self.stats = EncodeStats(reference_bytes=len(reference.blob))
         self.last_observation: FaceObservation | None = None
         self.regions = RegionPicker(
@@ -182,70 +159,6 @@ class FrameEncoder:
         return pkt
 
 
-#: a reference frame's eyes must be at least this open (lid gap / eye width; ~0.2 open, ~0.08
-#: shut): a reference caught mid-blink would keep every frame of the session from opening them
-REFERENCE_EYES_OPEN = 0.13
-#: how long after the first face the sender waits for open eyes before taking the most open frame
-REFERENCE_PATIENCE_S = 2.0
-
-
-def pick_reference_frame(frames: Iterable[Frame], tracker: FaceTracker, patience_s: float = REFERENCE_PATIENCE_S):
-    """The frame to take the session reference from, and its observation: the first frame
-    showing a face with both eyes visible and open (``REFERENCE_EYES_OPEN``); if none comes
-    within ``patience_s`` of the first face (or before the frames end), the one with the most
-    open eyes seen.  Without an eye model, the first face frame.  ``(None, None)`` if no face."""
-    best = None
-    first_t = None
-    best_open = -1.0
-    for frame in frames:
-        obs = tracker.update(frame.image, frame.time)
-        if obs is None:
-            continue
-        if obs.eyes is None:
-            return frame, obs
-        opening = float(np.min(obs.eyes.openness)) if bool(np.all(obs.eyes.visible)) else 0.0
-        if opening >= REFERENCE_EYES_OPEN:
-            return frame, obs
-        if opening > best_open:
-            best, best_open = (frame, obs), opening
-        first_t = frame.time if first_t is None else first_t
-        if frame.time - first_t >= patience_s:
-            break
-    return best if best is not None else (None, None)
-
-
-def _first_face_frame(uri: str, models) -> tuple[Frame, np.ndarray]:
-    """The reference frame of a file (:func:`pick_reference_frame`) and its landmarks (a bounded
-    look-ahead for the reference only)."""
-    det, lm = models
-    with open_video(uri) as video:
-        frame, obs = pick_reference_frame(video, FaceTracker(det, lm))
-    if frame is None:
-        raise NoFaceError(f"{uri}: no face found in any frame")
-    return frame, obs.raw_landmarks
-
-
-def prepare_reference(
-    src: str, models, k: int, reference_image: str | None = None, *, quality: int = REFERENCE_QUALITY, max_side: int | None = None
-) -> tuple[Reference, Pose | None]:
-    """The session reference and anchor pose for a video or capture ``src``.
-
-    Without ``reference_image`` the first frame showing a face is the reference (anchor
-    ``None``: the reference's own pose).  With one, the first face frame's pose, seen
-    through the reference's identity, anchors the motion; so it does when the first
-    frame was shrunk (``max_side``).  ``quality``, ``max_side``: see :func:`make_reference`.
-    """
-    first, first_lm = _first_face_frame(src, models)
-    if reference_image is None:
-        reference = make_reference(first.image, models, quality=quality, max_side=max_side)
-        if reference.image.shape[:2] == first.image.shape[:2]:
-            return reference, None
-    else:
-        reference = make_reference(load_image(reference_image), models, quality=quality, max_side=max_side)
-    anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(first_lm)[0]
-    return reference, anchor
-
-
 def encode_file(
     src: str,
     sink: Callable[[bytes], None],
@@ -258,8 +171,17 @@ def encode_file(
     extensions: tuple[tuple[int, bytes], ...] = (),
     reference_quality: int = REFERENCE_QUALITY,
     reference_size: int | None = None,
+    session_id: bytes | None = None,
+    created_us: int | None = None,
+    audio_kbps: float | None = 8.0,
 ) -> EncodeStats:
-    """Encode a video file, handing every packet (in order) to ``sink``.
+    """Encode a video file, handing every (unsigned) packet, in order, to ``sink``.
+
+    ``audio_kbps``: code the file's sound with Opus at this rate, interleaved with the frames
+    by stream time (``None``: no sound).  A corrupt or unsupported track leaves the video
+    encoded without sound, with the reason in ``stats.audio_warning``.
+
+    The core of :func:`facelink.pipeline.encode_file`, which signs and writes the stream.
 
     Without ``reference_image`` the first frame showing a face is the reference.
     ``reference_quality`` (JPEG) and ``reference_size`` (longest side, pixels) shrink
@@ -270,10 +192,15 @@ def encode_file(
         info = video.info
     reference, anchor = prepare_reference(src, models, params.k, reference_image, quality=reference_quality, max_side=reference_size)
     det, lm = models
+    track, warning = _audio_track(src, audio_kbps)
+    sound = _Sound(track, audio_kbps) if track is not None else None
     enc = FrameEncoder(
         reference, params, width=info.width, height=info.height, fps=info.fps,
         tracker=FaceTracker(det, lm), anchor=anchor, extensions=extensions,
+        session_id=session_id, created_us=created_us, audio=sound.pack.params if sound else None,
     )  # fmt: skip
+    enc.stats.audio_warning = warning
+    period = float(1 / info.fps) if info.fps else 1 / 30
     for p in enc.start():
         sink(p)
     wall0 = time.perf_counter()
@@ -286,6 +213,11 @@ def encode_file(
             sink(pkt)
             for extra in enc.take_extra():
                 sink(extra)
+            if sound is not None:  # the sound up to the end of this frame, on the stream's clock
+                for a in sound.until(frame.time + period, enc.codec.stream_start):
+                    enc.stats.audio_bytes += len(a)
+                    enc.stats.audio_packets += 1
+                    sink(a)
             if t_first is None:
                 t_first = frame.time
             last_t = frame.time
@@ -294,8 +226,59 @@ def encode_file(
                 progress(n, info.frames)
     if n == 0:
         raise InputError(f"{src}: contains no frames")
+    if sound is not None:
+        for a in sound.finish():
+            enc.stats.audio_bytes += len(a)
+            enc.stats.audio_packets += 1
+            sink(a)
     sink(enc.end())
     s = enc.stats
     s.wall = time.perf_counter() - wall0
     s.duration = (last_t - (t_first or 0.0)) + float(1 / info.fps if info.fps else 1 / 30)
     return s
+
+
+def _audio_track(src: str, kbps: float | None):
+    """The file's sound (or None) and, when it cannot be used, why (the video still encodes)."""
+    if kbps is None:
+        return None, None
+    from .audio import read_audio_track
+    from .errors import AudioError
+
+    try:
+        return read_audio_track(src), None
+    except AudioError as e:
+        return None, f"{src}: sound not encoded ({e}); the video is"
+
+
+class _Sound:
+    """A file's audio track, handed to the packetizer a frame at a time (stream time order)."""
+
+    def __init__(self, track, kbps: float) -> None:
+        from .audio import AudioPacketizer
+
+        self.track = track
+        self.pack = AudioPacketizer(kbps)
+        self.done = 0  # samples of the track already pushed
+        self.t0: float | None = None
+
+    def until(self, t: float, stream_start: float | None) -> list[bytes]:
+        """Packets for the track's samples before container time ``t``."""
+        from .audio import RATE, stream_samples
+
+        if stream_start is None:
+            return []
+        self.t0 = stream_start
+        n = self.track.samples.size
+        end = n if t == float("inf") else min(n, max(0, int(round((t - self.track.start) * RATE))))
+        if end <= self.done:
+            return []
+        x = self.track.samples[self.done : end]
+        start = stream_samples(self.track.start - stream_start) + self.done
+        self.done = end
+        return self.pack.push(x, start)
+
+    def finish(self) -> list[bytes]:
+        """The rest of the track (up to its end) and the coder's tail."""
+        out = self.until(float("inf"), self.t0) if self.t0 is not None else []
+        return out + self.pack.flush()

@@ -329,7 +329,8 @@ def _load_or_build(
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / engine_filename(model_path.stem, key)
     meta_path = path.with_suffix(".json")
-    from ..models._fetch import _atomic_write, _locked
+    from .._files import atomic_write as _atomic_write
+    from .._files import locked as _locked
 
     with _locked(cache_dir / ".lock", 3600.0):
         if path.is_file():

@@ -7,6 +7,7 @@ runners that drive it.  The byte-exact format is specified in
 
 from __future__ import annotations
 
+from facelink.bitstream._peek import packet_type
 from facelink.bitstream.flk import (
     FLK_MAGIC,
     MAX_RECORD_SIZE,
@@ -98,6 +99,7 @@ __all__ = [
     "estimate_bits",
     "fit_scale_index",
     "iter_flk",
+    "packet_type",
     "parse_packet",
     "read_flk",
     "write_flk",

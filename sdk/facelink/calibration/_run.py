@@ -18,7 +18,7 @@ from .._version import __version__
 from ..backend import InferenceSession
 from ..errors import InputError
 from ..models import MODEL_SPECS, facelink_home, model_path
-from ..models._fetch import _atomic_write
+from .._files import atomic_write as _atomic_write
 from ..models._quantize import (
     QUANTIZER_VERSION,
     ModelRanges,

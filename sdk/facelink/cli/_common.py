@@ -1,27 +1,13 @@
-"""Shared CLI plumbing: errors to exit codes, JSON output, progress display, atomic outputs."""
+"""Shared CLI plumbing: JSON output, progress display, shared arguments."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
 
-__all__ = ["Progress", "atomic_output", "emit_json", "add_backend_argument", "session_tag_hex"]
-
-
-def session_tag_hex(header) -> str:
-    """The session id every command prints: the watermark's session tag (8 hex digits, the
-    first 4 bytes of SHA-256 over the signed session header), as ``facelink verify`` shows
-    it and the provenance manifest records it (``header_sha256``).  ``header``: the session
-    header packet, as bytes or a parsed :class:`~facelink.bitstream.SessionHeader`."""
-    from ..watermark import session_tag
-
-    return session_tag(bytes(header)).hex()
+__all__ = ["Progress", "add_backend_argument", "emit_json"]
 
 
 def emit_json(obj: dict) -> None:
@@ -64,29 +50,6 @@ class Progress:
         if self.enabled:
             sys.stderr.write("\n")
             sys.stderr.flush()
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only on success."""
-    dst = Path(path)
-    if dst.is_dir():
-        from ..errors import InputError
-
-        raise InputError(f"{dst}: is a directory")
-    parent = dst.parent if str(dst.parent) else Path(".")
-    if not parent.is_dir():
-        from ..errors import InputError
-
-        raise InputError(f"{parent}: output directory does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=dst.suffix, dir=parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 REFINER_CHOICES = ("on", "int8", "off")

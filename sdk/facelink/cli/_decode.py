@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 
-from ._common import Progress, add_backend_argument, add_refiner_argument, atomic_output, emit_json, session_tag_hex
+from ._common import Progress, add_backend_argument, add_refiner_argument, emit_json
 
 
 def register(sub) -> None:
@@ -41,7 +41,6 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..receiver import parse_pose
-    from ..rendering import decode_file
 
     angles = (args.yaw, args.pitch, args.roll)
     try:
@@ -60,30 +59,16 @@ def run(args) -> int:
         from . import _UsageError
 
         raise _UsageError(f"facelink decode: {e}") from None
-    from pathlib import Path
-
-    from ..provenance import sidecar_path
+    from ..pipeline import decode_file
 
     bar = Progress("decode")
-    manifest = sidecar_path(args.output)
-    try:
-        with atomic_output(args.output) as tmp:
-            result = decode_file(
-                args.input, str(tmp), target_image=args.reference, pose_offset=offset, backend=args.backend,
-                progress=bar, trust_dir=args.trust, insecure=args.insecure, refiner=args.refiner,
-                manifest_path=str(manifest), c2pa=not args.no_c2pa, output_name=Path(args.output).name,
-                eye_contact=args.eye_contact,
-            )  # fmt: skip
-    except BaseException:
-        if "result" in locals():  # the manifest was written but the video did not land: remove it
-            manifest.unlink(missing_ok=True)
-        raise
+    result = decode_file(
+        args.input, args.output, args.trust, insecure=args.insecure, reference_image=args.reference, pose_offset=offset,
+        eye_contact=args.eye_contact, backend=args.backend, refiner=args.refiner, c2pa=not args.no_c2pa, progress=bar,
+    )  # fmt: skip
     bar.close()
     out = result.as_dict()
-    out["output"] = args.output
-    tags = [session_tag_hex(rec.header) for rec in result.log.records] if result.log is not None else []
-    out["session"] = tags[0] if tags else None  # the id `facelink verify` shows for this video
-    out["sessions"] = tags
+    tags = list(result.sessions)
     prov = result.provenance
     partial = result.partial
     if args.json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import Progress, add_backend_argument, atomic_output, emit_json, session_tag_hex
+from ._common import Progress, add_backend_argument, emit_json
 
 
 def add_rate_arguments(p) -> None:
@@ -17,6 +17,25 @@ def add_rate_arguments(p) -> None:
         "(about 3.0 low, 3.6 medium, 4.8 high at 30 fps, seals not counted); below 3.0 is refused",
     )
     p.add_argument("--key-interval", type=int, metavar="N", help="frames between key frames (default: 60)")
+
+
+def add_audio_arguments(p) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--audio-kbps", type=float, default=8.0, metavar="K", help="Opus rate of the sound, 6-24 kbit/s (default: 8)")
+    g.add_argument("--no-audio", action="store_true", help="leave the sound out (a silent stream, as before bitstream version 3)")
+
+
+def audio_kbps(args, command: str = "encode") -> float | None:
+    """``--audio-kbps`` / ``--no-audio`` as the rate to code the sound at (None: no sound)."""
+    import math
+
+    from ..audio import MAX_KBPS, MIN_KBPS
+
+    if args.no_audio:
+        return None
+    if not math.isfinite(args.audio_kbps) or not MIN_KBPS <= args.audio_kbps <= MAX_KBPS:
+        raise _usage(f"--audio-kbps must be {MIN_KBPS}..{MAX_KBPS}, got {args.audio_kbps:g}", command)
+    return float(args.audio_kbps)
 
 
 def codec_params(args, command: str = "encode"):
@@ -106,64 +125,38 @@ def register(sub) -> None:
     p.add_argument("--reference", metavar="IMG", help="reference image (default: the first frame showing a face)")
     add_reference_arguments(p)
     add_rate_arguments(p)
+    add_audio_arguments(p)
     add_backend_argument(p)
     add_precision_argument(p)
     p.add_argument("--key", metavar="KEY", help="sign with this identity (default: this machine's local key, created on first use)")
+    p.add_argument(
+        "--session-id", metavar="HEX",
+        help="fix the session id (32 hex digits; default random): with --created-us, the same input and key give the same bytes",
+    )  # fmt: skip
+    p.add_argument("--created-us", type=int, metavar="US", help="fix the session's creation time (microseconds since 1970; default now)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the statistics")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..bitstream import FlkWriter, PacketType, SessionHeader, parse_packet
-    from ..codec import Reference
-    from ..errors import NoFaceError
-    from ..security import load_identity, resolve_key_path, seal_packets, signer_extension
-    from ..security._local import local_identity
-    from ..sender import encode_file
+    from ..pipeline import encode_file
+    from ..security import load_identity, resolve_key_path
 
     params = codec_params(args)
+    kbps_audio = audio_kbps(args)
     ref_opts = reference_options(args)
+    session_id, created_us = _session_options(args)
+    identity = load_identity(resolve_key_path(args.key)) if args.key else None
     bar = Progress("encode")
-    if args.key:
-        identity = load_identity(resolve_key_path(args.key))
-    else:
-        identity = local_identity()
-    packets: list[bytes] = []
-    try:
-        stats = encode_file(
-            args.input, packets.append, params=params, reference_image=args.reference, backend=args.backend,
-            precision=args.precision, progress=bar, extensions=(signer_extension(identity),),
-            reference_quality=ref_opts["quality"], reference_size=ref_opts["max_side"],
-        )  # fmt: skip
-    except NoFaceError as e:
-        if ref_opts["max_side"] is None or "reference image" not in str(e):
-            raise
-        raise NoFaceError(f"{e} after --reference-size {ref_opts['max_side']} shrank it; give a larger size") from None
+    res = encode_file(
+        args.input, args.output, identity, params=params, reference_image=args.reference, backend=args.backend,
+        precision=args.precision, progress=bar, reference_quality=ref_opts["quality"], reference_size=ref_opts["max_side"],
+        session_id=session_id, created_us=created_us, audio_kbps=kbps_audio,
+    )  # fmt: skip
     bar.close()
-    seal_bytes = ref_packet_bytes = 0
-    with atomic_output(args.output) as tmp, FlkWriter(tmp) as w:
-        for p in seal_packets(packets, identity):
-            w.write(p)
-            seal_bytes += len(p) if p[3] == PacketType.SEAL else 0
-            ref_packet_bytes += len(p) if p[3] == PacketType.REFERENCE_CHUNK else 0
-    out = stats.as_dict()
-    out.update(rate_breakdown(stats.bytes, seal_bytes, ref_packet_bytes, stats.duration, stats.region_bytes))
-    header = SessionHeader.parse(packets[0])
-    out.update(
-        session=session_tag_hex(header),
-        session_id=header.session_id.hex(),
-        seal_bytes=seal_bytes,
-        signer=identity.public.fingerprint,
-    )
-    chunks = sorted((parse_packet(p) for p in packets if p[3] == PacketType.REFERENCE_CHUNK), key=lambda c: c.index)
-    reference = Reference.parse(b"".join(c.data for c in chunks))
-    w_ref, h_ref = reference.width, reference.height  # the receiver renders at this size
-    from ..backend import select_backend
-    from ..models import resolve_precision
-
-    used = resolve_precision(args.precision, select_backend(args.backend).name)
-    out.update(output=args.output, k=params.k, key_interval=params.key_interval, precision=used)
-    out.update(reference_quality=ref_opts["quality"], reference_width=w_ref, reference_height=h_ref)
+    out = res.as_dict()
+    if out.get("audio_warning"):
+        print(f"facelink: warning: {out['audio_warning']}", file=sys.stderr)
     if args.json:
         emit_json(out)
     else:
@@ -171,8 +164,10 @@ def run(args) -> int:
         print(
             f"{args.output}: {out['frames']} frames ({out['face_frames']} with a face), {out['fps']:.1f} fps, "
             f"session {out['session']}, signed by {out['signer']}\n"
-            f"  rate: keypoints {out['kbps_keypoints']:.2f} + seals {out['kbps_seals']:.2f} = {out['kbps_with_seals']:.2f} kbps; "
-            f"reference {out['reference_bytes']} bytes once ({w_ref}x{h_ref}, JPEG q{ref_opts['quality']}): "
+            f"  rate: keypoints {out['kbps_keypoints']:.2f}"
+            + (f" + sound {out['kbps_audio']:.2f}" if out["audio_packets"] else " (no sound)")
+            + f" + seals {out['kbps_seals']:.2f} = {out['kbps_with_seals']:.2f} kbps; "
+            f"reference {out['reference_bytes']} bytes once ({res.reference_width}x{res.reference_height}, JPEG q{res.reference_quality}): "
             f"+{a['this_clip']:.1f} kbps over this {out['duration_s']:.1f} s clip, +{a['1_min']:.1f} over 1 min, "
             f"+{a['10_min']:.2f} over 10 min"
             + (f"; {out['regions']} region reference(s) {out['region_bytes']} bytes once" if out["regions"] else "")
@@ -182,28 +177,16 @@ def run(args) -> int:
     return 0
 
 
-def rate_breakdown(stream_bytes: int, seal_bytes: int, reference_packet_bytes: int, duration: float, region_bytes: int = 0) -> dict:
-    """The rate of a stream, part by part: keypoints (frame packets, session header, end),
-    seals, and the one-off reference and region references (crops of the open mouth),
-    whose cost per second falls with the session's length."""
-
-    def kbps(n: int, seconds: float) -> float:
-        return round(8 * n / max(seconds, 1e-9) / 1000, 3)
-
-    return {
-        "kbps_keypoints": kbps(stream_bytes, duration),
-        "kbps_seals": kbps(seal_bytes, duration),
-        "kbps_with_seals": kbps(stream_bytes + seal_bytes, duration),
-        "reference_packet_bytes": reference_packet_bytes,
-        "reference_amortised_kbps": {
-            "this_clip": kbps(reference_packet_bytes, duration),
-            "1_min": kbps(reference_packet_bytes, 60.0),
-            "10_min": kbps(reference_packet_bytes, 600.0),
-        },
-        "region_amortised_kbps": {
-            "this_clip": kbps(region_bytes, duration),
-            "1_min": kbps(region_bytes, 60.0),
-            "10_min": kbps(region_bytes, 600.0),
-        },
-        "kbps_all_in": kbps(stream_bytes + seal_bytes + reference_packet_bytes + region_bytes, duration),
-    }
+def _session_options(args) -> tuple[bytes | None, int | None]:
+    """``--session-id HEX`` / ``--created-us US``: a fixed session header (reproducible streams)."""
+    sid = None
+    if args.session_id is not None:
+        try:
+            sid = bytes.fromhex(args.session_id)
+        except ValueError:
+            sid = b""
+        if len(sid) != 16:
+            raise _usage(f"--session-id wants 32 hex digits (16 bytes), got {args.session_id!r}")
+    if args.created_us is not None and args.created_us < 0:
+        raise _usage(f"--created-us must be >= 0 (microseconds since 1970), got {args.created_us}")
+    return sid, args.created_us

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import add_backend_argument, add_refiner_argument, emit_json, session_tag_hex
+from ._common import add_backend_argument, add_refiner_argument, emit_json
 
 #: default freshness window of ``receive --max-age`` (seconds): replayed recordings older than this are refused
 DEFAULT_MAX_AGE = 300.0
@@ -124,31 +124,11 @@ class _Output:
 
 
 def run(args) -> int:
-    from ..errors import FaceLinkError, VerificationError
-    from ..security import TrustStore, default_trust_dir
     from ..provenance import write_receive_provenance
     from ..receiver import SessionRenderer
-    from ..transport import Receiver, ReferenceCache, check_endpoint
+    from ..transport import Receiver, ReferenceCache
 
-    endpoint = check_endpoint(args.listen, bind=True)
-    if args.timeout is not None and not args.timeout > 0:
-        raise _usage("--timeout must be > 0 seconds")
-    if args.max_age is not None and not args.max_age >= 0:
-        raise _usage("--max-age must be >= 0 seconds (0: off)")
-    max_age = args.max_age or None
-    if args.bitrate is not None and not args.bitrate > 0:
-        raise _usage("--bitrate must be positive")
-    output = _Output(args.output, args) if args.output else None  # checks the output before anything listens
-    identity = None if args.no_curve and args.key is None else load_device_key(args.key, "receiver")
-    trust_dir = Path(args.trust).expanduser() if args.trust else default_trust_dir()
-    watch: str | None = None
-    store: TrustStore | None = TrustStore()
-    if trust_dir.exists() or not args.insecure:
-        store = TrustStore.load(trust_dir)  # fail early, with the reason, on a missing or unsafe directory
-        watch = str(trust_dir)
-    if args.no_curve:
-        print("facelink: warning: --no-curve: the link is neither encrypted nor authenticated (lab use only)", file=sys.stderr)
-
+    endpoint, max_age, output, identity, store, watch = _setup(args)
     receiver = Receiver(
         endpoint, identity, curve=not args.no_curve, insecure=args.insecure, max_age=max_age,
         refcache=ReferenceCache(args.refcache), trust=store, trust_dir=watch,
@@ -193,23 +173,13 @@ def run(args) -> int:
                 if d.latency is not None:
                     latencies.append(d.latency)
             del latencies[:-2000]
-            if output is not None and core.ready:
-                dec = core.session.decoder  # type: ignore[union-attr]
-                hdr = dec.header
-                if renderer is not None and hdr is not None:
-                    renderer.prepare(dec)
-                    # a recording is a record: every frame that arrived; a display shows the newest
-                    todo = frames if args.every_frame or output.is_file else frames[-1:]
-                    stale += len(frames) - len(todo)
-                    fps = Fraction(hdr.fps_num, hdr.fps_den)
-                    for d in todo:
-                        f = d.frame
-                        if f is not None and d.session_id == hdr.session_id and f.time == f.time:  # NaN: not decodable
-                            output.write(renderer.render(dec, f).image, f.time, fps)
-                            out_frames += 1
-                    if not output.is_open:  # the window was closed: the viewer ended the call
-                        closed = True
-                        break
+            if output is not None and renderer is not None and core.ready:
+                written, skipped = _render(core.session.decoder, frames, renderer, output, args.every_frame)  # type: ignore[union-attr]
+                out_frames += written
+                stale += skipped
+                if not output.is_open:  # the window was closed: the viewer ended the call
+                    closed = True
+                    break
             st = core.stats()
             v = st.verify
             if core.session is not None and core.session.ended and ended_at is None:
@@ -233,9 +203,8 @@ def run(args) -> int:
         stats = receiver.close()
         status.close()
     prov = write_receive_provenance(args.output if kept else None, renderer, identity, stats)
-    v = stats.verify
-    out = stats.as_dict()
     lat = np.array(latencies) * 1000 if latencies else None
+    out = stats.as_dict()
     out.update(
         endpoint=bound,
         curve=not args.no_curve,
@@ -248,29 +217,82 @@ def run(args) -> int:
         interrupted=interrupted,
         output_closed=closed,
         provenance=prov.as_dict() if prov else None,
-        session=session_tag_hex(header) if header is not None else None,
+        session=_session_tag(header) if header is not None else None,
     )
     if prov is not None and prov.c2pa_skipped:
         print(f"facelink: warning: C2PA Content Credentials not embedded: {prov.c2pa_skipped}", file=sys.stderr)
+    return _finish(args, out, stats, receiver.core.refused, interrupted or closed)
+
+
+def _setup(args):
+    """Check the arguments and open what must exist before anything listens: the output, the
+    device key, the trust store.  Returns (endpoint, max_age, output, identity, store, watched dir)."""
+    from ..security import TrustStore, default_trust_dir
+    from ..transport import check_endpoint
+
+    endpoint = check_endpoint(args.listen, bind=True)
+    if args.timeout is not None and not args.timeout > 0:
+        raise _usage("--timeout must be > 0 seconds")
+    if args.max_age is not None and not args.max_age >= 0:
+        raise _usage("--max-age must be >= 0 seconds (0: off)")
+    max_age = args.max_age or None
+    if args.bitrate is not None and not args.bitrate > 0:
+        raise _usage("--bitrate must be positive")
+    output = _Output(args.output, args) if args.output else None  # checks the output before anything listens
+    identity = None if args.no_curve and args.key is None else load_device_key(args.key, "receiver")
+    trust_dir = Path(args.trust).expanduser() if args.trust else default_trust_dir()
+    watch: str | None = None
+    store: TrustStore | None = TrustStore()
+    if trust_dir.exists() or not args.insecure:
+        store = TrustStore.load(trust_dir)  # fail early, with the reason, on a missing or unsafe directory
+        watch = str(trust_dir)
+    if args.no_curve:
+        print("facelink: warning: --no-curve: the link is neither encrypted nor authenticated (lab use only)", file=sys.stderr)
+    return endpoint, max_age, output, identity, store, watch
+
+
+def _render(dec, frames: list, renderer, output, every_frame: bool) -> tuple[int, int]:
+    """Render the decoded frames of a poll (the receiver decoded each packet once) to the
+    output: every frame for a recording, the newest for a display.  (written, not rendered)."""
+    hdr = dec.header
+    if hdr is None:
+        return 0, 0
+    renderer.prepare(dec)
+    todo = frames if every_frame or output.is_file else frames[-1:]  # a recording is a record of every frame
+    fps = Fraction(hdr.fps_num, hdr.fps_den)
+    written = 0
+    for d in todo:
+        f = d.frame
+        if f is not None and d.session_id == hdr.session_id and f.decodable:
+            output.write(renderer.render(dec, f).image, f.time, fps)
+            written += 1
+    return written, len(frames) - len(todo)
+
+
+def _finish(args, out: dict, stats, refused: int, stopped: bool) -> int:
+    """Print the summary (or the JSON object) and choose the exit code."""
+    from ..errors import FaceLinkError, VerificationError
+
+    v = stats.verify
+    bound = out["endpoint"]
     if args.json:
         emit_json(out)
+    elif v is None:
+        print(f"facelink: {bound}: no session received", file=sys.stderr)
     else:
-        if v is None:
-            print(f"facelink: {bound}: no session received", file=sys.stderr)
-        else:
-            print(
-                f"session {out['session'] or (v.session_id or '')[:16]} from {v.signer} ({v.signer_name or 'untrusted'}): {stats.frames} frames, "
-                f"{v.spans_verified} spans verified, {v.spans_incomplete} incomplete, {v.spans_mismatch} mismatched, "
-                f"{v.seals_rejected} seals rejected" + (f"; {out_frames} frames written to {args.output}" if args.output else ""),
-                file=sys.stderr,
-            )
-            if v.first_problem:
-                print(f"facelink: first problem: {v.first_problem}", file=sys.stderr)
+        print(
+            f"session {out['session'] or (v.session_id or '')[:16]} from {v.signer} ({v.signer_name or 'untrusted'}): {stats.frames} frames, "
+            f"{v.spans_verified} spans verified, {v.spans_incomplete} incomplete, {v.spans_mismatch} mismatched, "
+            f"{v.seals_rejected} seals rejected" + (f"; {out['frames_written']} frames written to {args.output}" if args.output else ""),
+            file=sys.stderr,
+        )
+        if v.first_problem:
+            print(f"facelink: first problem: {v.first_problem}", file=sys.stderr)
     if v is None:
-        if interrupted or closed:
+        if stopped:
             return 0
         if stats.refusals:
-            raise VerificationError(f"{bound}: no session accepted; {receiver.core.refused} connection(s) refused (last: {stats.refusals[-1]})")
+            raise VerificationError(f"{bound}: no session accepted; {refused} connection(s) refused (last: {stats.refusals[-1]})")
         raise FaceLinkError(f"{bound}: no session received" + (f" within {args.timeout:g} s" if args.timeout else ""))
     if v.spans_mismatch or v.seals_rejected or v.foreign_headers or stats.refusals:
         return 3
@@ -296,3 +318,9 @@ def _status(window, latencies, v) -> str:
     seals = f"seals {v.seals_accepted} ok/{v.seals_rejected} bad" if v else "no session yet"
     spans = f"spans {v.spans_verified} verified/{v.spans_incomplete + v.spans_mismatch} not" if v else ""
     return f"recv {fps:5.1f} fps {kbps:6.2f} kbps latency {lat}  {seals}  {spans}"
+
+
+def _session_tag(header) -> str:
+    from ..pipeline import session_tag_hex
+
+    return session_tag_hex(header)

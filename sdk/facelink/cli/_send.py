@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from ._common import add_backend_argument, emit_json, session_tag_hex
+from ._common import add_backend_argument, emit_json
 from ._encode import add_rate_arguments, add_reference_arguments, codec_params, reference_options
 
 
@@ -121,28 +121,19 @@ def open_capture(args):
 
 
 def live_reference(source, models, k: int, reference_image: str | None, **ref_opts):
-    """Reference and anchor from a live source: its first frame showing a face (see ``prepare_reference``).
+    """Reference and anchor from a live source: its first frame showing a face with open eyes
+    (see :func:`~facelink.face._reference.reference_from_frame`).
 
-    ``ref_opts``: ``quality``/``max_side`` of :func:`~facelink.sender.make_reference`."""
+    ``ref_opts``: ``quality``/``max_side`` of :func:`~facelink.face._reference.make_reference`."""
     from ..errors import NoFaceError
     from ..face import FaceTracker
-    from ..io import load_image
-    from ..keypoints import KeypointFitter, default_basis
-    from ..sender import make_reference, pick_reference_frame
+    from ..face._reference import pick_reference_frame, reference_from_frame
 
     print(f"facelink: {source.uri}: {source.width}x{source.height} via {source.backend}; waiting for a face", file=sys.stderr)
     frame, obs = pick_reference_frame(source, FaceTracker(*models))  # a face with open eyes (within 2 s)
     if frame is None:
         raise NoFaceError(f"{source.uri}: the stream ended before a face was seen")
-    if reference_image is None:
-        reference = make_reference(frame.image, models, **ref_opts)
-        if reference.image.shape[:2] == frame.image.shape[:2]:
-            return reference, None
-    else:
-        reference = make_reference(load_image(reference_image), models, **ref_opts)
-    anchor = KeypointFitter.from_reference(default_basis(), reference.landmarks, k)[0].fit(obs.raw_landmarks)[0]
-    return reference, anchor
-
+    return reference_from_frame(frame.image, obs.raw_landmarks, models, k, reference_image, **ref_opts)
 
 def register(sub) -> None:
     p = sub.add_parser("send", help="stream signed keypoints of a video or camera to a receiver over ZeroMQ")
@@ -170,7 +161,7 @@ def run(args) -> int:
     from ..errors import FaceLinkError
     from ..face import FaceTracker, create_models
     from ..io import open_source, parse_uri
-    from ..sender import prepare_reference
+    from ..face._reference import prepare_reference
     from ..transport import Sender, check_endpoint
 
     endpoint = check_endpoint(args.to, bind=False)
@@ -266,7 +257,7 @@ def run(args) -> int:
         endpoint=endpoint,
         curve=not args.no_curve,
         sender=identity.fingerprint,
-        session=session_tag_hex(sender.codec.header) if sender.codec is not None else None,
+        session=_session_tag(sender.codec.header) if sender.codec is not None else None,
         session_id=sender.session_id.hex(),
         interrupted=interrupted,
         wall_s=round(wall, 3),
@@ -290,3 +281,9 @@ def _status(sender, elapsed: float) -> str:
     kbps = 8 * (s.total_bytes - s.reference_bytes) / max(elapsed, 1e-9) / 1000
     state = "connected" if sender.connected else "waiting for receiver"
     return f"send {s.frames_sent / max(elapsed, 1e-9):5.1f} fps {kbps:6.2f} kbps  seals {s.seals}  skipped {s.frames_skipped}  {state}"
+
+
+def _session_tag(header) -> str:
+    from ..pipeline import session_tag_hex
+
+    return session_tag_hex(header)

@@ -12,7 +12,6 @@ whether its keys are trusted.  See ``docs/provenance.md`` for every field.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from ._common import Progress, emit_json
@@ -45,9 +44,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import InputError
-    from ..io import open_video
-    from ..watermark import MAX_FRAMES, MIN_FRAMES, MarkKey, WatermarkDetector
+    from ..pipeline import verify_video
+    from ..watermark import MAX_FRAMES, MIN_FRAMES, MarkKey
 
     try:
         key = MarkKey.from_hex(args.mark_key)
@@ -56,71 +54,43 @@ def run(args) -> int:
     max_frames = MAX_FRAMES if args.max_frames is None else args.max_frames
     if max_frames < MIN_FRAMES:
         raise _usage(f"--max-frames must be at least {MIN_FRAMES}")
-    if args.trust is not None and not os.path.isdir(args.trust):
-        raise InputError(f"{args.trust}: trust directory does not exist")
-    if args.manifest is not None and not os.path.isfile(args.manifest):
-        raise InputError(f"{args.manifest}: no such manifest file")
     if args.require_synthetic and args.require_clean:
         raise _usage("--require-synthetic and --require-clean contradict each other")
-    det = WatermarkDetector(key, max_frames=max_frames)
-    content = _wants_content(args)
-    grids = []
-    bar = Progress("verify", None if content else max_frames)
-    with open_video(args.video) as reader:
-        for frame in reader:
-            if not det.full:
-                det.add(frame.image)
-            if content:
-                g = _grid(frame.image)
-                grids.append(None if g is None else g.astype("float32"))
-            elif det.full:
-                break
-            bar(len(grids) or det.frames)
+    bar = Progress("verify")
+    report = verify_video(
+        args.video, args.trust, manifest=args.manifest, c2pa=not args.no_c2pa, mark_key=key, max_frames=max_frames, progress=bar
+    )
     bar.close()
-    result = det.result()
-    out = result.as_dict()
-    out.update(video=args.video, mark_key="public" if key.is_public else key.fingerprint)
-    out.update(_provenance(args, out, grids if content else None))
+    result = report.mark
+    out = report.as_dict()
     failed = _requirement_failed(args, out)
     out["requirement_failed"] = failed
     if args.json:
         emit_json(out)
     else:
-        if result.synthetic:
-            who = f" session {out['session']}, receiver {out['receiver']}" if result.payload_bits_ok else " (payload not recovered)"
-            print(f"{args.video}: SYNTHETIC (FaceLink mark, p = {result.p_value:.1e}){who}")
-        else:
-            why = f": {result.reason}" if result.reason and "no FaceLink mark" not in result.reason else ""
-            p = "n/a" if result.p_value is None else f"{result.p_value:.2g}"
-            print(f"{args.video}: no FaceLink mark found (p = {p}){why}")
-        verdict = {"valid": "VALID", "partial": "PARTIAL", "invalid": "INVALID", "unverified": "unverified", "none": "none"}[out["verdict"]]
-        if out["copy"] and out["copy"] != "exact":
-            verdict += f" ({out['copy']})"
-        print(f"provenance: {verdict}{_sender_text(out)}: {out['provenance']}")
-        c = out.get("c2pa")
-        if c and c.get("present"):
-            print(f"C2PA: {c['validation_state']}" + (f" ({c['reason']})" if c.get("reason") else ""))
-        print(f"{result.frames_analyzed} frames analysed, {result.frames_marked} marked", file=sys.stderr)
+        _print_summary(args.video, result, out)
     if failed:
         print(f"facelink: verify: {failed}", file=sys.stderr)
         return 3
     return 0
 
 
-def _grid(image):
-    from ..provenance import frame_grid
-
-    return frame_grid(image) if min(image.shape[:2]) >= 16 else None
-
-
-def _wants_content(args) -> bool:
-    """Read every frame for the content check only when a manifest may apply (sidecar, --manifest, or C2PA in MP4/MOV)."""
-    from ..provenance import sidecar_path
-    from ..provenance._c2pa import C2PA_FORMATS
-
-    if args.manifest is not None or sidecar_path(args.video).exists():
-        return True
-    return not args.no_c2pa and os.path.splitext(args.video)[1].lower() in C2PA_FORMATS
+def _print_summary(video: str, result, out: dict) -> None:
+    if result.synthetic:
+        who = f" session {out['session']}, receiver {out['receiver']}" if result.payload_bits_ok else " (payload not recovered)"
+        print(f"{video}: SYNTHETIC (FaceLink mark, p = {result.p_value:.1e}){who}")
+    else:
+        why = f": {result.reason}" if result.reason and "no FaceLink mark" not in result.reason else ""
+        p = "n/a" if result.p_value is None else f"{result.p_value:.2g}"
+        print(f"{video}: no FaceLink mark found (p = {p}){why}")
+    verdict = {"valid": "VALID", "partial": "PARTIAL", "invalid": "INVALID", "unverified": "unverified", "none": "none"}[out["verdict"]]
+    if out["copy"] and out["copy"] != "exact":
+        verdict += f" ({out['copy']})"
+    print(f"provenance: {verdict}{_sender_text(out)}: {out['provenance']}")
+    c = out.get("c2pa")
+    if c and c.get("present"):
+        print(f"C2PA: {c['validation_state']}" + (f" ({c['reason']})" if c.get("reason") else ""))
+    print(f"{result.frames_analyzed} frames analysed, {result.frames_marked} marked", file=sys.stderr)
 
 
 def _sender_text(out: dict) -> str:
@@ -145,19 +115,3 @@ def _requirement_failed(args, out: dict) -> str | None:
     if args.require_valid and out["verdict"] != "valid":
         return f"--require-valid: provenance is {out['verdict']}"
     return None
-
-
-def _provenance(args, mark: dict, grids) -> dict:
-    """The manifest fields; the trust store is --trust DIR, else the default one if it exists."""
-    from ..provenance import check_provenance
-    from ..security import TrustStore, default_trust_dir
-
-    trust_dir = args.trust if args.trust is not None else (str(default_trust_dir()) if default_trust_dir().is_dir() else None)
-    store = TrustStore.load(trust_dir) if trust_dir is not None else None
-    if grids is not None:
-        import numpy as np
-
-        grids = None if any(g is None for g in grids) else np.asarray(grids).reshape(-1, 16, 16)
-    out = check_provenance(args.video, mark, store, manifest_path=args.manifest, use_c2pa=not args.no_c2pa, grids=grids)
-    out["trust"] = trust_dir
-    return out

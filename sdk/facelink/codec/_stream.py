@@ -69,6 +69,12 @@ class KeypointFrame:
     def has_face(self) -> bool:
         return self.pose is not None
 
+    @property
+    def decodable(self) -> bool:
+        """False for a frame that arrived before its session's header and reference (a late
+        join): it has an index but no time (NaN) and nothing to show."""
+        return not math.isnan(self.time)
+
 
 def _steps(params: CodecParams, face_px: float) -> np.ndarray:
     return np.array(

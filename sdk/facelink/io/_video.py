@@ -223,6 +223,11 @@ class VideoWriter:
     #: audio may start at most this many seconds after the latest frame written
     MAX_AUDIO_LEAD = 10.0
 
+    @property
+    def has_audio(self) -> bool:
+        """Whether this writer has an audio track (opened with ``audio_rate=``)."""
+        return self._a is not None
+
     def write_audio(self, samples: np.ndarray, time: float) -> None:
         """Mono float PCM at ``audio_rate``, its first sample at ``time`` seconds (the frames' clock).
 

@@ -12,7 +12,8 @@ See :mod:`facelink.models._fetch` for the cache layout and how to pre-seed an of
 from __future__ import annotations
 
 from ._convert import CONVERTER_VERSION
-from ._fetch import MEDIAPIPE_VERSION, MODEL_SPECS, ModelSpec, facelink_home, fetch_models, model_path
+from ._fetch import MEDIAPIPE_VERSION, MODEL_SPECS, ModelSpec, facelink_home, fetch_models
+from ._paths import model_path
 from ._quantize import DEFAULT_PRECISION, PRECISIONS, QUANTIZER_VERSION, resolve_precision
 
 __all__ = [

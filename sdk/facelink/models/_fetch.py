@@ -39,19 +39,18 @@ import types
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._files import atomic_write as _atomic_write
+from .._files import fetch_timeout as _timeout
+from .._files import locked as _locked
+from .._files import one_line as _one_line
 from .._home import facelink_home
 from ..errors import ModelFetchError
 from ._convert import CONVERTER_VERSION, convert
 from ._tflite import read_model
-
-try:  # POSIX only; elsewhere the cache is written without inter-process locking
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "MEDIAPIPE_VERSION",
@@ -59,14 +58,12 @@ __all__ = [
     "ModelSpec",
     "facelink_home",
     "fetch_models",
-    "model_path",
 ]
 
 #: the mediapipe release whose wheel carries the pinned graphs
 MEDIAPIPE_VERSION = "0.10.18"
 _PYPI_JSON = f"https://pypi.org/pypi/mediapipe/{MEDIAPIPE_VERSION}/json"
 _MAX_MEMBER_BYTES = 64 << 20
-_DEFAULT_TIMEOUT_S = 300.0
 #: extra time a fetch waits for another process's lock beyond one fetch timeout
 _LOCK_GRACE_S = 120.0
 
@@ -146,20 +143,6 @@ MODEL_SPECS: Mapping[str, ModelSpec] = types.MappingProxyType(
 
 
 
-def _timeout() -> float:
-    raw = os.environ.get("FACELINK_FETCH_TIMEOUT", "")
-    try:
-        value = float(raw) if raw else _DEFAULT_TIMEOUT_S
-    except ValueError:
-        raise ModelFetchError(f"FACELINK_FETCH_TIMEOUT={raw!r} is not a number of seconds") from None
-    return value if value > 0 else _DEFAULT_TIMEOUT_S
-
-
-def _one_line(text: str, limit: int = 240) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def _say(progress: Progress | None, message: str) -> None:
     if progress is not None:
         progress(message)
@@ -171,50 +154,6 @@ def _sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; cached models are not secret
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _locked(path: Path, timeout: float) -> Iterator[None]:
-    """Hold an exclusive ``fcntl`` lock on ``path``, waiting at most ``timeout`` seconds."""
-    if fcntl is None:  # pragma: no cover - Windows
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ModelFetchError(
-                        f"timed out after {timeout:.0f} s waiting for {path} (another process is "
-                        "fetching models); retry when it has finished"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 # -- obtaining the wheel -----------------------------------------------------------------------
@@ -444,25 +383,3 @@ def fetch_models(wheel: str | None = None, force: bool = False, progress: Progre
     status messages.  Raises :class:`ModelFetchError` (one line, saying what to do).
     """
     return _ensure(tuple(MODEL_SPECS.values()), wheel, force, progress)
-
-
-def model_path(name: str, precision: str = "fp32") -> Path:
-    """Path of the ONNX graph of model ``name``, fetching and converting it on first use.
-
-    ``precision`` ``"fp32"``: the converted graph.  ``"int8"``: its symmetric Q/DQ INT8 graph,
-    built from the pinned source and the package's calibration table on first use (see
-    :mod:`facelink.models._quantize`; detector and landmark model only).
-    """
-    spec = MODEL_SPECS.get(name)
-    if spec is None:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODEL_SPECS))}")
-    if precision == "int8":
-        from ._quantize import int8_model_path
-
-        return int8_model_path(name)
-    if precision != "fp32":
-        raise ValueError(f"unknown precision {precision!r}; choose fp32 or int8")
-    target = facelink_home() / "models" / spec.onnx_filename
-    if target.is_file():
-        return target
-    return _ensure((spec,), None, False, None)[name]

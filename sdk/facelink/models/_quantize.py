@@ -405,7 +405,10 @@ def int8_model_path(name: str, table: str | Path | None = None) -> Path:
     ``table`` defaults to the package's table (:func:`default_table_path`).  The FP32 source
     graph is fetched first when missing (see :func:`facelink.models.model_path`).
     """
-    from ._fetch import MODEL_SPECS, _atomic_write, _ensure, _locked, _timeout, facelink_home
+    from .._files import atomic_write as _atomic_write
+    from .._files import fetch_timeout as _timeout
+    from .._files import locked as _locked
+    from ._fetch import MODEL_SPECS, _ensure, facelink_home
 
     spec = MODEL_SPECS.get(name)
     if spec is None:

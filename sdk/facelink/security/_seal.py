@@ -46,6 +46,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..bitstream import AUDIO_CLOCK_HZ, AUDIO_VERSION, BITSTREAM_VERSION, PacketType, Seal, SessionHeader, parse_packet
+from ..codec._extensions import SIGNER_TAG  # the session-header tag table lives with the codec
 from ..errors import InvalidPacket, VerificationError
 from ._keys import Identity, PublicIdentity, fingerprint
 from ._trust import TrustStore
@@ -70,8 +71,6 @@ __all__ = [
     "span_hash",
 ]
 
-#: session-header extension tag: the sender's Ed25519 public key (32 bytes)
-SIGNER_TAG = 2
 #: default longest time between seals, seconds
 DEFAULT_SEAL_INTERVAL = 0.5
 #: a span longer than this many packets (or bytes) cannot come from a conforming sender

@@ -120,7 +120,7 @@ def train_audio2motion(out: Path, cache: Path, *, epochs: int = 12, seed: int = 
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += float(loss.detach())
         net.eval()
         with torch.no_grad():
             val = float(nn.functional.l1_loss(net(vx), vy))

@@ -290,7 +290,7 @@ class ReceiverCore:
         elif s is not None and link.session_id == s.session_id and not verdict.note:
             s.last = now
             frame = self._decode(s, link, data, now, requests)
-            if frame is not None and wall is not None and frame.time == frame.time:  # not NaN
+            if frame is not None and wall is not None and frame.decodable:
                 latency = wall - (s.header.created_us / 1e6 + frame.time)
         elif link.session_id is not None:
             c["ignored_packets"] += 1
@@ -404,7 +404,7 @@ class ReceiverCore:
         blob = self.refcache.get(hdr.reference_digest) if self.refcache is not None else None
         if blob is not None:
             try:
-                for chunk in reference_chunks(blob):
+                for chunk in reference_chunks(blob, hdr.version):
                     decoder.feed(chunk)
             except InvalidPacket:
                 pass

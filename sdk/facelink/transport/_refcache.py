@@ -16,11 +16,11 @@ __all__ = ["ReferenceCache", "reference_chunks"]
 _CHUNK = 16_000
 
 
-def reference_chunks(blob: bytes) -> list[bytes]:
-    """The blob as REFERENCE_CHUNK packets, as a sender would send it."""
+def reference_chunks(blob: bytes, version: int = bs.BITSTREAM_VERSION) -> list[bytes]:
+    """The blob as REFERENCE_CHUNK packets of bitstream ``version`` (the session's), as a sender would send it."""
     digest = hashlib.sha256(blob).digest()
     n = max(1, -(-len(blob) // _CHUNK))
-    return [bytes(bs.ReferenceChunk(digest[:8], i, n, blob[i * _CHUNK : (i + 1) * _CHUNK])) for i in range(n)]
+    return [bytes(bs.ReferenceChunk(digest[:8], i, n, blob[i * _CHUNK : (i + 1) * _CHUNK], version=version)) for i in range(n)]
 
 
 class ReferenceCache:

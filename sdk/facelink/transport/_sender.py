@@ -34,8 +34,8 @@ from .. import bitstream as bs
 from ..codec import CodecParams, Reference, StreamEncoder
 from ..codec._regions import RegionPicker, mouth_opening
 from ..errors import InvalidPacket
-from ..keypoints import Pose, canonicalize, default_basis
-from ..receiver import encode_anchor
+from ..keypoints import Pose, canonicalize
+from ..codec._extensions import header_extensions
 from ..security import DEFAULT_SEAL_INTERVAL, Identity, SealWriter, signer_extension
 from ._control import ControlMessage, ControlType
 from ._link import sender_socket
@@ -59,9 +59,7 @@ def make_codec(
     created_us: int | None = None,
 ) -> StreamEncoder:
     """A signed session's encoder: anchor pose (tag 1) and signer key (tag 2) in the header."""
-    if anchor is None:
-        anchor = canonicalize(default_basis(), reference.landmarks)[1]
-    exts = tuple(sorted((encode_anchor(anchor), signer_extension(identity))))
+    exts = header_extensions(reference.landmarks, anchor, (signer_extension(identity),))
     return StreamEncoder(
         reference, params, width=width, height=height, fps=fps, session_id=session_id, created_us=created_us, extensions=exts
     )
@@ -411,7 +409,7 @@ class Sender:
     def _account(self, data: bytes, what: str) -> None:
         s = self.stats
         s.packets += 1
-        if data[3] == bs.PacketType.SEAL:
+        if bs.packet_type(data) == bs.PacketType.SEAL:
             s.seals += 1
             s.seal_bytes += len(data)
         elif what == "frame":
