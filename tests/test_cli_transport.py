@@ -272,12 +272,24 @@ def test_tampered_stream_exits_3(tmp_path, capsys, keys):
 def clip(tmp_path, portrait):
     from facelink.io import VideoWriter
 
+    from facelink.audio import RATE
+
     path = tmp_path / "clip.mp4"
     img = portrait[::2, ::2].copy()  # 256 x 256
-    with VideoWriter(str(path), img.shape[1], img.shape[0], 30) as w:
+    t = np.arange(RATE) / RATE  # one second of sound: a hum, and a click at CLICK_AT
+    sound = (0.05 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    k = int(CLICK_AT * RATE)
+    sound[k : k + 96] += 0.9 * np.hanning(96).astype(np.float32)
+    with VideoWriter(str(path), img.shape[1], img.shape[0], 30, audio_rate=RATE) as w:
         for i in range(30):
             w.write(np.roll(img, int(4 * np.sin(i / 5)), axis=1), i / 30)
+            if i == 0:
+                w.write_audio(sound, 0.0)
     return path
+
+
+#: where the test clip's sound clicks (s): the recording must have it there, within a frame
+CLICK_AT = 0.6
 
 
 def test_send_to_receive_end_to_end(tmp_path, capsys, keys, clip, face_models):
@@ -308,6 +320,13 @@ def test_send_to_receive_end_to_end(tmp_path, capsys, keys, clip, face_models):
     info = probe_video(str(out_mp4))
     assert (info.width, info.height) == (256, 256)
     assert "frames sent" in captured.err
+    # the sound went over the link, sealed with the frames, into the recording in sync
+    from facelink.audio import RATE, find_click, read_audio_track
+
+    track = read_audio_track(str(out_mp4))
+    assert track is not None
+    click = find_click(track.samples, RATE, track.start)
+    assert click is not None and abs(click - CLICK_AT) <= 1 / 30, click
     # one session id everywhere: send and receive print the one verify shows and the manifest records
     from facelink.provenance import parse_manifest, sidecar_path
 

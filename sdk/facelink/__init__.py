@@ -40,11 +40,13 @@ from .keypoints import ExpressionBasis, KeypointFitter, Pose, default_basis
 if TYPE_CHECKING:
     from .generator import Generator
     from .pipeline import (
+        AnimateResult,
         DecodeResult,
         EncodeResult,
         EncoderSession,
         RendererSession,
         VerifyReport,
+        animate_file,
         decode_file,
         encode_file,
         verify_video,
@@ -52,12 +54,14 @@ if TYPE_CHECKING:
 
 #: public names loaded on first access (the pipeline and the generator import the model runtimes)
 _LAZY = {
+    "AnimateResult": "facelink.pipeline",
     "DecodeResult": "facelink.pipeline",
     "EncodeResult": "facelink.pipeline",
     "EncoderSession": "facelink.pipeline",
     "Generator": "facelink.generator",
     "RendererSession": "facelink.pipeline",
     "VerifyReport": "facelink.pipeline",
+    "animate_file": "facelink.pipeline",
     "decode_file": "facelink.pipeline",
     "encode_file": "facelink.pipeline",
     "verify_video": "facelink.pipeline",
@@ -80,6 +84,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AnimateResult",
     "BackendUnavailable",
     "CodecParams",
     "DecodeResult",
@@ -108,6 +113,7 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "create_tracker",
+    "animate_file",
     "decode_file",
     "default_basis",
     "encode_file",

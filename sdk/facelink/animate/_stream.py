@@ -73,6 +73,7 @@ def animate_stream(
     motion: str = "natural",
     params: CodecParams | None = None,
     extensions: tuple[tuple[int, bytes], ...] = (),
+    audio_kbps: float | None = 24.0,
     model: str | None = None,
     backend: str = "auto",
     progress: Callable[[int, int | None], None] | None = None,
@@ -81,6 +82,8 @@ def animate_stream(
 
     ``reference`` must carry the portrait's landmarks (and eyes, for the eye channels; see
     :meth:`Reference.with_eyes`); ``extensions`` are added to the header (the signer's key).
+    ``audio_kbps``: the speech itself goes into the stream too (Opus AUDIO packets at this
+    rate, interleaved with the frames), so the decoded video speaks; ``None`` leaves it silent.
     """
     from ..face import EyeState
     from ..receiver import encode_anchor
@@ -104,8 +107,19 @@ def animate_stream(
     fitter, ref_pose = KeypointFitter.from_reference(basis, reference.landmarks, K)
     anchor = canonicalize(basis, reference.landmarks)[1]
     exts = tuple(sorted({**dict(extensions), **dict([encode_anchor(anchor)]), SOURCE_TAG: AUDIO_DRIVEN}.items()))
-    enc = StreamEncoder(reference, params, width=reference.width, height=reference.height, fps=fps, extensions=exts)
+    pack = None
+    sound = None
+    if audio_kbps is not None:
+        from ..audio import AudioPacketizer, resample
+
+        pack = AudioPacketizer(audio_kbps)
+        sound = resample(pcm, SAMPLE_RATE)
+    enc = StreamEncoder(
+        reference, params, width=reference.width, height=reference.height, fps=fps, extensions=exts,
+        audio=pack.params if pack is not None else None,
+    )  # fmt: skip
     packets = list(enc.start())
+    done = 0  # 48 kHz samples of the speech already packed
     idle = IdleMotion(fps, seed, motion)
     ref_eyes = reference.eyes
     for i in range(n):
@@ -121,7 +135,16 @@ def animate_stream(
             )  # fmt: skip
         pkt, _ = enc.encode(i, float(times[i]), lm, eyes=eyes)
         packets.append(pkt)
+        if pack is not None and sound is not None:  # the speech up to the end of this frame
+            upto = min(sound.size, int(round((i + 1) / fps * 48000)))
+            if upto > done:
+                packets += pack.push(sound[done:upto], done)
+                done = upto
         if progress is not None:
             progress(i + 1, n)
+    if pack is not None and sound is not None:
+        if done < sound.size:
+            packets += pack.push(sound[done:], done)
+        packets += pack.flush()
     packets.append(enc.end())
     return AnimatedStream(packets, n, float(fps), seconds)

@@ -27,13 +27,13 @@ class _UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import _bench, _calibrate, _decode, _demo, _encode, _keys, _models, _receive, _send, _verify
+    from . import _animate, _bench, _calibrate, _decode, _demo, _encode, _keys, _models, _receive, _send, _verify
 
     p = _Parser(prog="facelink", description="Low-bandwidth talking-head video: keypoints instead of pixels.")
     p.add_argument("--version", action="version", version=f"facelink {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for mod in (_demo, _encode, _decode, _send, _receive, _keys, _verify, _models, _bench, _calibrate):
+    for mod in (_demo, _encode, _decode, _animate, _send, _receive, _keys, _verify, _models, _bench, _calibrate):
         mod.register(sub)
     return p
 

@@ -91,7 +91,9 @@ class _Output:
         """False once a window was closed (Esc, q, the close button) or a stream stopped."""
         return self.writer is None or self.writer.is_open
 
-    def write(self, image: np.ndarray, t: float, fps: Fraction) -> None:
+    def write(self, image: np.ndarray, t: float, fps: Fraction, audio: bool = False) -> None:
+        """One frame; ``audio``: the session carries sound (a file output then gets a track)."""
+        from ..audio import RATE
         from ..io import open_output
 
         if self.writer is None:
@@ -100,6 +102,7 @@ class _Output:
                 str(self.tmp) if self.is_file else self.uri, image.shape[1], image.shape[0], fps,
                 backend=a.io_backend, encoder=a.output_encoder, codec=a.output_codec,
                 bitrate=a.bitrate, fullscreen=a.fullscreen, title="FaceLink receiver",
+                audio_rate=RATE if audio and self.is_file else None,
             )  # fmt: skip
             self.size = (image.shape[1], image.shape[0])
         if (image.shape[1], image.shape[0]) != self.size:
@@ -108,6 +111,15 @@ class _Output:
             image = np.asarray(Image.fromarray(image).resize(self.size))
         self.writer.write(image, t)
         self.frames += 1
+
+    def write_audio(self, chunks) -> None:
+        """Decoded sound (:class:`~facelink.audio.AudioChunk` s) under the frames, when the output takes it."""
+        from ..audio import RATE
+
+        if self.writer is None or not getattr(self.writer, "has_audio", False):
+            return
+        for c in chunks:
+            self.writer.write_audio(c.pcm, c.start / RATE)
 
     def finish(self, keep: bool) -> bool:
         """Close; move a file into place when ``keep`` and anything was written.  Returns whether it was."""
@@ -151,6 +163,7 @@ def run(args) -> int:
     closed = False
     kept = False
     header = None  # the current session's header: its tag is the session id verify shows
+    sound = _LiveSound()
     reported = 0  # refusals printed so far
     try:
         while True:
@@ -177,6 +190,7 @@ def run(args) -> int:
                 written, skipped = _render(core.session.decoder, frames, renderer, output, args.every_frame)  # type: ignore[union-attr]
                 out_frames += written
                 stale += skipped
+                output.write_audio(sound.feed(results, core.session))
                 if not output.is_open:  # the window was closed: the viewer ended the call
                     closed = True
                     break
@@ -251,6 +265,32 @@ def _setup(args):
     return endpoint, max_age, output, identity, store, watch
 
 
+class _LiveSound:
+    """The active session's AUDIO packets, decoded in order (losses concealed by Opus)."""
+
+    def __init__(self) -> None:
+        self._session: bytes | None = None
+        self._dep = None
+
+    def feed(self, results, session) -> list:
+        from ..audio import AudioDepacketizer
+        from ..bitstream import PacketType, packet_type
+
+        if session is None:
+            return []
+        if session.session_id != self._session:
+            self._session = session.session_id
+            self._dep = AudioDepacketizer.for_header(session.header)
+        if self._dep is None:
+            return []
+        out = []
+        for r in results:
+            d = r.delivery
+            if d.session_id == self._session and d.verdict is not None and packet_type(d.packet) == PacketType.AUDIO:
+                out += self._dep.feed(d.packet)
+        return out
+
+
 def _render(dec, frames: list, renderer, output, every_frame: bool) -> tuple[int, int]:
     """Render the decoded frames of a poll (the receiver decoded each packet once) to the
     output: every frame for a recording, the newest for a display.  (written, not rendered)."""
@@ -264,7 +304,7 @@ def _render(dec, frames: list, renderer, output, every_frame: bool) -> tuple[int
     for d in todo:
         f = d.frame
         if f is not None and d.session_id == hdr.session_id and f.decodable:
-            output.write(renderer.render(dec, f).image, f.time, fps)
+            output.write(renderer.render(dec, f).image, f.time, fps, audio=hdr.audio is not None)
             written += 1
     return written, len(frames) - len(todo)
 

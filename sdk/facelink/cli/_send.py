@@ -7,7 +7,7 @@ import sys
 import time
 
 from ._common import add_backend_argument, emit_json
-from ._encode import add_rate_arguments, add_reference_arguments, codec_params, reference_options
+from ._encode import add_audio_arguments, add_rate_arguments, add_reference_arguments, audio_kbps, codec_params, reference_options
 
 
 def add_transport_arguments(p, *, sender: bool) -> None:
@@ -148,6 +148,7 @@ def register(sub) -> None:
     p.add_argument("--reference", metavar="IMG", help="reference image (default: the first frame showing a face)")
     add_reference_arguments(p)
     add_rate_arguments(p)
+    add_audio_arguments(p)
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of at its frame rate")
     p.add_argument("--seal-interval", type=float, default=0.5, metavar="S", help="longest time between seals (default: 0.5 s)")
     p.add_argument("--header-interval", type=float, default=10.0, metavar="S", help="repeat the session header every S s (default: 10)")
@@ -170,6 +171,7 @@ def run(args) -> int:
     if not args.header_interval > 0 or not args.wait >= 0:
         raise _usage("--header-interval must be > 0 and --wait >= 0")
     params = codec_params(args, "send")
+    kbps_audio = audio_kbps(args, "send")
     ref_opts = reference_options(args, "send")
     identity = load_device_key(args.key, "sender")
     receiver_key = None if args.no_curve else _receiver_curve_key(args)
@@ -192,12 +194,13 @@ def run(args) -> int:
         raise
     tracker = FaceTracker(*models)
     fps = float(info.fps) if info.fps else 30.0
+    sound = _file_sound(args.input, kbps_audio, live=source is not None)
     pace = source is None and not args.fast  # a file plays at its own rate; a camera brings its own
 
     sender = Sender(
         endpoint, identity, reference=reference, params=params, width=info.width, height=info.height, fps=info.fps,
         anchor=anchor, receiver_key=receiver_key, curve=not args.no_curve, seal_interval=args.seal_interval,
-        header_interval=args.header_interval,
+        header_interval=args.header_interval, audio_kbps=kbps_audio if sound is not None else None,
     )  # fmt: skip
     status = StatusLine()
     interrupted = False
@@ -241,6 +244,8 @@ def run(args) -> int:
                 ):
                     span[0] = frame.time if span[0] is None else span[0]
                     span[1] = frame.time
+                if sound is not None:  # the file's sound up to the end of this frame
+                    sound.send_until(sender, frame.time + 1.0 / fps)
                 if status.due():
                     status.show(_status(sender, time.monotonic() - t_start))
     except KeyboardInterrupt:
@@ -287,3 +292,36 @@ def _session_tag(header) -> str:
     from ..pipeline import session_tag_hex
 
     return session_tag_hex(header)
+
+
+class _FileSound:
+    """A file's audio track, sent a frame's worth at a time on the frames' clock."""
+
+    def __init__(self, track) -> None:
+        self.track = track
+        self.done = 0
+
+    def send_until(self, sender, t: float) -> None:
+        from ..audio import RATE
+
+        end = min(self.track.samples.size, max(0, int(round((t - self.track.start) * RATE))))
+        if end > self.done:
+            sender.send_audio(self.track.samples[self.done : end], self.track.start + self.done / RATE)
+            self.done = end
+
+
+def _file_sound(uri: str, kbps: float | None, live: bool) -> "_FileSound | None":
+    """The input file's sound to send, or None (no track, --no-audio, or a camera: microphone
+    capture is not built yet); a track that cannot be read is a warning, the video still goes."""
+    if kbps is None or live:
+        return None
+    from ..audio import read_audio_track
+    from ..errors import AudioError
+    from ..io import parse_uri
+
+    try:
+        track = read_audio_track(parse_uri(uri).location)
+    except AudioError as e:
+        print(f"facelink: warning: {uri}: sound not sent ({e}); the video is", file=sys.stderr)
+        return None
+    return _FileSound(track) if track is not None else None

@@ -104,6 +104,8 @@ def _sender_text(out: dict) -> str:
         notes.append("not trusted by the receiver")
     if out["sender_trusted"] is False:
         notes.append("not in your trust directory")
+    if out.get("motion_source") == "audio-driven":
+        notes.append("motion AUDIO-DRIVEN: made from speech, not a tracked face")
     return f", sender {out['sender']}" + (f" ({', '.join(notes)})" if notes else "")
 
 

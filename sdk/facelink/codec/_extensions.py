@@ -21,6 +21,8 @@ __all__ = ["ANCHOR_TAG", "EYE_TAG", "SIGNER_TAG", "decode_anchor", "encode_ancho
 ANCHOR_TAG = 1
 #: the signer's Ed25519 public key (32 bytes)
 SIGNER_TAG = 2
+# 3: the eye channels (bitstream.EYE_TAG), 4: the audio parameters (bitstream.AUDIO_TAG),
+# 5: where the motion came from (facelink.animate._stream.SOURCE_TAG; b"audio": made from speech)
 _ANCHOR = struct.Struct("<6f")
 
 

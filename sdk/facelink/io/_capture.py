@@ -739,18 +739,26 @@ class FileOutput(VideoOutput):
 
     backend = "pyav"
 
-    def __init__(self, path: str, width: int, height: int, fps: Fraction) -> None:
+    def __init__(self, path: str, width: int, height: int, fps: Fraction, audio_rate: int | None = None) -> None:
         super().__init__(path, width, height, fps)
         parent = os.path.dirname(path) or "."
         if os.path.isdir(path):
             raise InputError(f"{path}: is a directory")
         if not os.path.isdir(parent):
             raise InputError(f"{parent}: output directory does not exist")
-        self._w = VideoWriter(path, width, height, fps)
+        self._w = VideoWriter(path, width, height, fps, audio_rate=audio_rate)
 
     def write(self, image: np.ndarray, time: float) -> None:
         self._w.write(_fit(image, self.width, self.height), time)  # the writer pads odd sizes itself
         self.frames += 1
+
+    @property
+    def has_audio(self) -> bool:
+        return self._w.has_audio
+
+    def write_audio(self, samples: np.ndarray, time: float) -> None:
+        """Mono PCM at the writer's audio rate, its first sample at ``time`` s (the frames' clock)."""
+        self._w.write_audio(samples, time)
 
     def close(self) -> None:
         if not self._closed:
@@ -897,8 +905,12 @@ def open_output(
     fullscreen: bool = False,
     title: str = "FaceLink",
     options: Sequence[str] = (),
+    audio_rate: int | None = None,
 ) -> VideoOutput:
     """Open a file, window or network stream for ``width`` x ``height`` RGB frames.
+
+    ``audio_rate``: a file gets an audio track at this rate (``write_audio``); windows and
+    streams carry no sound.
 
     ``encoder``/``codec``/``bitrate`` apply to jetson-utils' compressed outputs (the Orin
     Nano needs ``encoder="cpu"``, which is the default there); ``fullscreen`` to windows
@@ -910,7 +922,7 @@ def open_output(
     target = parse_uri(uri)
     name = select_output_backend(target, backend)
     if name == "pyav":
-        return FileOutput(target.location, width, height, rate)
+        return FileOutput(target.location, width, height, rate, audio_rate=audio_rate)
     if name == "opencv":
         if target.kind == "display" and not backend_available("opencv"):
             raise BackendUnavailable(

@@ -7,6 +7,8 @@
 :func:`verify_video`                   watermark + provenance of any video (``facelink verify``)
 :class:`EncoderSession`                live: frames -> (signed) packets (``facelink send``, C senders)
 :class:`RendererSession`               live: packets -> verified, watermarked frames (C receivers)
+:func:`animate_file`                   a portrait + speech (or text) -> a talking-head video, marked
+                                       audio-driven (``facelink animate``)
 =====================================  ==============================================================
 
 Results are typed (:class:`EncodeResult`, :class:`~facelink.rendering.DecodeResult`,
@@ -19,18 +21,21 @@ translate arguments.
 from __future__ import annotations
 
 from ..rendering import DecodeResult
+from ._animate import AnimateResult, animate_file
 from ._decode import decode_file
 from ._encode import EncodeResult, encode_file, rate_breakdown, session_tag_hex
 from ._live import EncoderSession, RendererSession, RenderStep
 from ._verify import VerifyReport, verify_video
 
 __all__ = [
+    "AnimateResult",
     "DecodeResult",
     "EncodeResult",
     "EncoderSession",
     "RenderStep",
     "RendererSession",
     "VerifyReport",
+    "animate_file",
     "decode_file",
     "encode_file",
     "rate_breakdown",

@@ -245,6 +245,7 @@ def check_provenance(
         "sender_signed": None,
         "sender_trusted_by_receiver": None,
         "sender_trusted": None,
+        "motion_source": None,
         "receiver_trusted": None,
         "signature_valid": None,
         "verdict": "none",
@@ -324,6 +325,7 @@ def check_provenance(
         out["sender"] = session.sender_fingerprint
         out["sender_signed"] = session.sender is not None
         out["sender_trusted_by_receiver"] = session.sender_trusted
+        out["motion_source"] = _motion_source(session.header)
     if applies and manifest.complete is not None:
         out["partial"] = not manifest.complete
         out["incomplete_reason"] = manifest.incomplete_reason
@@ -413,3 +415,12 @@ def _covered_sessions(manifest: SessionManifest, match) -> tuple:
             out.append(s)
         start += s.frames
     return tuple(out) or manifest.sessions[:1]
+
+
+def _motion_source(header: bytes) -> str:
+    """"audio-driven" when the signed session header says its motion was made from speech
+    (``facelink animate``), else "tracked" (a sender's face, tracked by its camera or file)."""
+    from ..animate._stream import source_of
+    from ..bitstream import SessionHeader
+
+    return source_of(SessionHeader.parse(header).extensions) or "tracked"

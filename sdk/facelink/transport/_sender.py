@@ -57,12 +57,15 @@ def make_codec(
     anchor: Pose | None = None,
     session_id: bytes | None = None,
     created_us: int | None = None,
+    audio: object = None,
 ) -> StreamEncoder:
-    """A signed session's encoder: anchor pose (tag 1) and signer key (tag 2) in the header."""
+    """A signed session's encoder: anchor pose (tag 1) and signer key (tag 2) in the header;
+    ``audio`` (:class:`~facelink.bitstream.AudioParams`) when the session carries sound."""
     exts = header_extensions(reference.landmarks, anchor, (signer_extension(identity),))
     return StreamEncoder(
-        reference, params, width=width, height=height, fps=fps, session_id=session_id, created_us=created_us, extensions=exts
-    )
+        reference, params, width=width, height=height, fps=fps, session_id=session_id, created_us=created_us,
+        extensions=exts, audio=audio,
+    )  # fmt: skip
 
 
 @dataclass
@@ -73,6 +76,8 @@ class SenderStats:
     frames_skipped: int = 0
     key_frames: int = 0
     frame_bytes: int = 0
+    audio_bytes: int = 0
+    audio_packets: int = 0
     header_bytes: int = 0
     reference_bytes: int = 0
     seal_bytes: int = 0
@@ -92,7 +97,7 @@ class SenderStats:
 
     @property
     def total_bytes(self) -> int:
-        return self.frame_bytes + self.header_bytes + self.reference_bytes + self.seal_bytes + self.end_bytes
+        return self.frame_bytes + self.audio_bytes + self.header_bytes + self.reference_bytes + self.seal_bytes + self.end_bytes
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -127,7 +132,9 @@ class Sender:
         header_interval: float = 10.0,
         session_id: bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
+        audio_kbps: float | None = None,
     ) -> None:
+        """``audio_kbps``: the session carries sound, Opus-coded at this rate (:meth:`send_audio`)."""
         if curve and receiver_key is None:
             raise ValueError("CurveZMQ needs the receiver's Curve public key (receiver_key), or curve=False")
         if not header_interval > 0:
@@ -148,6 +155,8 @@ class Sender:
         self.codec: StreamEncoder | None = None
         self._w: SealWriter | None = None
         self._regions: RegionPicker | None = None
+        self._audio_kbps = audio_kbps
+        self._pack = None  # the session's AudioPacketizer (when it carries sound)
         self._header = b""
         self._ctx: zmq.Context | None = None
         self._sock: zmq.Socket | None = None
@@ -316,13 +325,35 @@ class Sender:
                 self._emit(self._w.push_isolated([region], self.clock()), "reference")  # type: ignore[union-attr]
         return True
 
+    def send_audio(self, samples: np.ndarray, t: float) -> int:
+        """Send sound: 48 kHz mono PCM whose first sample was captured at ``t`` seconds, on
+        the clock of :meth:`send_frame`'s ``t``.  Packets go into the frames' seal spans.
+        Sound before the session's first frame, or while no receiver is connected, is
+        dropped (a receiver conceals the gap).  Returns the packets sent."""
+        if self._audio_kbps is None:
+            raise ValueError("this sender carries no sound: construct it with audio_kbps=")
+        codec = self.codec
+        if self._pack is None or codec is None or codec.stream_start is None or self._w is None or not self.connected:
+            return 0
+        from ..audio import stream_samples
+
+        pkts = self._pack.push(samples, stream_samples(t - codec.stream_start))
+        now = self.clock()
+        for p in pkts:
+            self._emit(self._w.push(p, now), "audio")
+        return len(pkts)
+
     # -- internals --------------------------------------------------------------------
 
     def _start_session(self, created_us: int | None = None) -> None:
         w, h = self.size
+        if self._audio_kbps is not None:
+            from ..audio import AudioPacketizer
+
+            self._pack = AudioPacketizer(self._audio_kbps)
         self.codec = make_codec(
             self.reference, self.params, self.identity, width=w, height=h, fps=self.fps, anchor=self.anchor,
-            session_id=self.session_id, created_us=created_us,
+            session_id=self.session_id, created_us=created_us, audio=self._pack.params if self._pack is not None else None,
         )  # fmt: skip
         self._header = bytes(self.codec.header)
         opening = mouth_opening(canonicalize(self.codec.basis, self.reference.landmarks)[0])
@@ -414,6 +445,9 @@ class Sender:
             s.seal_bytes += len(data)
         elif what == "frame":
             s.frame_bytes += len(data)
+        elif what == "audio":
+            s.audio_bytes += len(data)
+            s.audio_packets += 1
         elif what == "reference":
             s.reference_bytes += len(data)
         elif what == "header":
