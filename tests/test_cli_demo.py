@@ -13,6 +13,12 @@ def test_demo_report_labels_its_speed_figures(face_models, portrait, tmp_path, c
     err = capsys.readouterr().err
     rep = json.loads((out / "report.json").read_text())
     assert (out / "demo.mp4").is_file() and rep["frames"] == 25
+    # the demo speaks: its speech went over the signed link and is the video's sound track
+    from facelink.audio import read_audio_track
+
+    track = read_audio_track(str(out / "demo.mp4"))
+    assert rep["kbps_audio"] > 4 and rep["speech"]["source"] in ("espeak-ng", "tones")
+    assert track is not None and abs(track.seconds - rep["speech"]["seconds"]) < 0.1 and float(abs(track.samples).max()) > 0.05
     sp = rep["speed"]
     fw, fh = sp["face_box"]
     assert 0 < fw <= rep["width"] and 0 < fh <= rep["height"]

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from .bitstream import PacketType, packet_type
 from .codec import QUALITY_PRESETS, CodecParams
 from .io import Frame, VideoWriter, load_image
 from .keypoints import ExpressionBasis, KeypointFitter, default_basis
@@ -70,8 +71,13 @@ class ScriptStep:
     coeffs: np.ndarray
 
 
-def scripted_performance(basis: ExpressionBasis, k: int, fps: float, seconds: float) -> list[ScriptStep]:
-    """Talk (jaw), smile, blink every ~2 s, a nod and a turn, smooth throughout."""
+def scripted_performance(
+    basis: ExpressionBasis, k: int, fps: float, seconds: float, speech: np.ndarray | None = None
+) -> list[ScriptStep]:
+    """Talk (jaw), smile, blink every ~2 s, a nod and a turn, smooth throughout.
+
+    ``speech`` (``(frames, k)`` expression coefficients, e.g. from the audio -> motion
+    network for the demo's speech track) replaces the scripted jaw while it lasts."""
     dirs = {n: expression_direction(basis, k, n) for n in ("open", "smile", "blink")}
     n = int(round(seconds * fps))
     out = []
@@ -79,12 +85,18 @@ def scripted_performance(basis: ExpressionBasis, k: int, fps: float, seconds: fl
         t = i / fps
         u = t / seconds
         talk = max(0.0, math.sin(2 * math.pi * 3.1 * t)) * (0.6 + 0.4 * math.sin(2 * math.pi * 0.7 * t)) * (u < 0.8)
+        lips = np.zeros(k)
+        if speech is not None:  # the lips say the speech track instead of the scripted jaw
+            talk = 0.0
+            if i < len(speech):
+                m = min(k, speech.shape[1])
+                lips[:m] = speech[i, :m]
         smile = math.exp(-(((u - 0.55) / 0.1) ** 2))
         blink = sum(math.exp(-(((t - tb) / 0.06) ** 2)) for tb in np.arange(1.0, seconds, 2.1))
         yaw = 18 * math.sin(2 * math.pi * (u - 0.6) / 0.4) if 0.6 <= u <= 1.0 else 0.0
         pitch = 7 * math.sin(2 * math.pi * (u - 0.2) / 0.2) if 0.2 <= u <= 0.4 else 0.0
         roll = 4 * math.sin(2 * math.pi * 0.3 * t)
-        c = talk * dirs["open"] + smile * dirs["smile"] + min(blink, 1.0) * dirs["blink"]
+        c = talk * dirs["open"] + lips + smile * dirs["smile"] + min(blink, 1.0) * dirs["blink"]
         out.append(ScriptStep((yaw, pitch, roll), c))
     return out
 
@@ -136,7 +148,8 @@ def run_demo(
     models = create_models(backend)
     reference = make_reference(load_image(str(portrait)), models)
     h, w = reference.image.shape[:2]
-    steps = scripted_performance(default_basis(), params.k, fps, seconds)
+    speech, lips = _speech(fps, seconds, params.k, backend)
+    steps = scripted_performance(default_basis(), params.k, fps, seconds, lips)
 
     t_cam = time.perf_counter()
     camera = list(_camera_frames(reference.image, reference.landmarks, steps, fps, backend))
@@ -148,9 +161,15 @@ def run_demo(
     t_send = 0.0
     t_recv = 0.0  # the receiving end: verified packets -> decode, generate, watermark, write
     latencies: list[float] = []
-    with VideoWriter(str(video), w, h, fps) as writer:
+    from .audio import RATE, AudioDepacketizer
+
+    with VideoWriter(str(video), w, h, fps, audio_rate=RATE) as writer:
         # a real CurveZMQ link on a random loopback port; every packet sealed and verified
-        with LoopbackLink(reference, params, width=w, height=h, fps=fps, receiver_identity=local_identity()) as link:
+        with LoopbackLink(
+            reference, params, width=w, height=h, fps=fps, receiver_identity=local_identity(), audio_kbps=DEMO_AUDIO_KBPS
+        ) as link:
+            sound_out = None
+            said = 0  # samples of the speech sent
             # the link's receiver verifies and decodes each packet once; the renderer takes its decoded frames
             renderer = SessionRenderer(backend=backend, receiver_key=link.receiver_identity.public.ed25519, refiner=refiner)
             core = link.receiver.core
@@ -158,6 +177,11 @@ def run_demo(
                 t0 = time.perf_counter()
                 obs = tracker.update(frame.image, frame.time)
                 t1 = time.perf_counter()
+                if i > 0:  # the speech up to the end of this frame (stream time 0 = frame 0)
+                    upto = min(speech.size, int(round((i + 1) / fps * RATE)))
+                    if upto > said:
+                        link.sender.send_audio(speech[said:upto], said / RATE)  # type: ignore[union-attr]
+                        said = upto
                 deliveries = link.send(
                     frame.index, frame.time, obs.landmarks if obs is not None else None, obs.eyes if obs is not None else None
                 )
@@ -165,7 +189,12 @@ def run_demo(
                 t_track += t1 - t0
                 renderer.log.observe(deliveries)  # verified seals, for the provenance manifest
                 t2 = time.perf_counter()
+                if core.ready and sound_out is None:
+                    sound_out = AudioDepacketizer.for_header(core.session.header)
                 for d in deliveries:
+                    if sound_out is not None and d.verdict is not None and packet_type(d.packet) == PacketType.AUDIO:
+                        for c in sound_out.feed(d.packet):
+                            writer.write_audio(c.pcm, c.start / RATE)
                     if d.frame is None or not d.frame.decodable or not core.ready:
                         continue  # control packets; frames before the session is ready
                     dec = core.session.decoder
@@ -177,6 +206,9 @@ def run_demo(
                 t_recv += time.perf_counter() - t2
                 if progress is not None:
                     progress(i + 1, len(camera))
+            if sound_out is not None:
+                for c in sound_out.flush():
+                    writer.write_audio(c.pcm, c.start / RATE)
             link_report = link.close()
     snd = link_report.sender
     verify = link_report.receiver.verify
@@ -192,6 +224,8 @@ def run_demo(
         "codec": {"k": params.k, "key_interval": params.key_interval},
         "kbps": round(8 * (snd.total_bytes - snd.reference_bytes) / duration / 1000, 3),
         "kbps_keypoints": round(8 * snd.frame_bytes / duration / 1000, 3),
+        "kbps_audio": round(8 * snd.audio_bytes / duration / 1000, 3),
+        "speech": {"source": _speech_source(), "seconds": round(speech.size / RATE, 2), "lips": "audio2motion" if lips is not None else "scripted"},
         "kbps_seals_and_headers": round(8 * (snd.seal_bytes + snd.header_bytes + snd.end_bytes) / duration / 1000, 3),
         "reference_bytes": snd.reference_bytes,
         "seals_sent": snd.seals,
@@ -212,6 +246,35 @@ def run_demo(
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+#: Opus rate of the demo's sound (kbit/s)
+DEMO_AUDIO_KBPS = 12
+
+
+def _speech_source() -> str:
+    from .audio import espeak_available
+
+    return "espeak-ng" if espeak_available() else "tones"
+
+
+def _speech(fps: float, seconds: float, k: int, backend: str):
+    """The demo's speech track (48 kHz; espeak-ng, or a tone sequence made by the project) and
+    the lips that say it: expression coefficients per frame from the audio -> motion network
+    (None when its model is not shipped: the scripted jaw then talks)."""
+    from .animate._features import from_48k, log_mel
+    from .animate._model import AudioToExpression, model_path
+    from .audio import RATE, speech_track
+
+    speech = speech_track(seconds=0.8 * seconds).samples[: int(0.8 * seconds * RATE)]
+    if not model_path().is_file():
+        return speech, None
+    n = int(round(seconds * fps))
+    times = np.arange(n) / fps
+    pred = AudioToExpression(backend=backend).predict(log_mel(from_48k(speech)), times)
+    lips = pred * default_basis().std[: pred.shape[1]]
+    lips[times >= speech.size / RATE] = 0.0  # silent after the speech
+    return speech, lips
 
 
 def _speed_note(renderer, backend: str, frames: int, t_recv: float, w: int, h: int) -> dict:

@@ -65,39 +65,41 @@ def log_mel(pcm: np.ndarray) -> np.ndarray:
     return np.log(spec.astype(np.float32) @ _filters().T + _FLOOR).astype(np.float32)
 
 
+#: the anti-aliasing low-pass of the 48 kHz -> 16 kHz decimation (windowed sinc, cut at 7.2 kHz)
+_DECIMATE_TAPS = 97
+
+
+@lru_cache(maxsize=1)
+def _lowpass() -> np.ndarray:
+    n = np.arange(_DECIMATE_TAPS) - (_DECIMATE_TAPS - 1) / 2
+    fc = 7200.0 / 48000.0
+    h = 2 * fc * np.sinc(2 * fc * n) * np.blackman(_DECIMATE_TAPS)
+    return (h / h.sum()).astype(np.float32)
+
+
+def from_48k(pcm48: np.ndarray) -> np.ndarray:
+    """48 kHz mono (FaceLink's audio rate, :mod:`facelink.audio`) -> 16 kHz for the features."""
+    x = np.asarray(pcm48, np.float32).reshape(-1)
+    if x.size == 0:
+        return x
+    return np.convolve(x, _lowpass(), mode="same")[::3].astype(np.float32)
+
+
 def read_speech(path: str, max_seconds: float | None = None) -> np.ndarray:
     """The first audio track of a file (any format PyAV reads) as 16 kHz mono float32.
 
-    Raises ``ValueError`` with a one-line reason when the file has no decodable audio.
+    Raises ``ValueError`` with a one-line reason when the file has no usable audio.
     """
-    import av
+    from ..audio import RATE, read_audio_track
+    from ..errors import AudioError
 
     try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as e:
-        raise ValueError(f"{path}: cannot open ({e.__class__.__name__}: {e})") from None
-    with container:
-        streams = [s for s in container.streams if s.type == "audio"]
-        if not streams:
-            raise ValueError(f"{path}: has no audio track")
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        parts: list[np.ndarray] = []
-        total = 0
-        limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
-        try:
-            for frame in container.decode(streams[0]):
-                for out in resampler.resample(frame):
-                    a = out.to_ndarray().reshape(-1).astype(np.float32)
-                    parts.append(a)
-                    total += len(a)
-                if limit is not None and total >= limit:
-                    break
-            for out in resampler.resample(None):
-                parts.append(out.to_ndarray().reshape(-1).astype(np.float32))
-        except av.error.FFmpegError as e:
-            if not parts:
-                raise ValueError(f"{path}: audio does not decode ({e})") from None
-    if not parts:
+        track = read_audio_track(str(path))
+    except AudioError as e:
+        raise ValueError(str(e)) from None
+    if track is None:
+        raise ValueError(f"{path}: has no audio track")
+    pcm = track.samples if max_seconds is None else track.samples[: int(max_seconds * RATE)]
+    if pcm.size == 0:
         raise ValueError(f"{path}: audio track is empty")
-    pcm = np.concatenate(parts)
-    return pcm[:limit] if limit is not None else pcm
+    return from_48k(pcm)

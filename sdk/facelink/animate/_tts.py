@@ -2,42 +2,30 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
 from ..errors import InputError
-from ._features import read_speech
+from ._features import from_48k
 
 __all__ = ["MAX_TEXT", "speak"]
 
-#: longest text spoken in one call (characters)
-MAX_TEXT = 5000
+#: longest text spoken in one call (characters; espeak-ng's wrapper in facelink.audio takes 2000)
+MAX_TEXT = 2000
 
 
-def speak(text: str, voice: str = "en-us", words_per_minute: int = 150, timeout: float = 120.0) -> np.ndarray:
-    """16 kHz mono float32 speech of ``text`` from espeak-ng; :class:`InputError` (one line)
-    when espeak-ng is not installed, the text is empty or too long, or synthesis fails."""
+def speak(text: str) -> np.ndarray:
+    """16 kHz mono float32 speech of ``text`` (:func:`facelink.audio.espeak_speech`);
+    :class:`InputError` (one line) when espeak-ng is missing, the text empty or too long, or
+    synthesis fails."""
+    from ..audio import espeak_available, espeak_speech
+
     if not isinstance(text, str) or not text.strip():
         raise InputError("--text is empty")
     if len(text) > MAX_TEXT:
         raise InputError(f"--text is {len(text)} characters long (at most {MAX_TEXT})")
-    exe = shutil.which("espeak-ng")
-    if exe is None:
+    if not espeak_available():
         raise InputError("--text needs espeak-ng (Debian/Ubuntu: apt-get install espeak-ng); or give a speech file with --audio")
-    with tempfile.TemporaryDirectory(prefix="facelink-tts-") as d:
-        wav = Path(d) / "speech.wav"
-        try:
-            subprocess.run(
-                [exe, "-v", voice, "-s", str(int(words_per_minute)), "-w", str(wav), "--", text],
-                check=True, capture_output=True, timeout=timeout,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise InputError(f"espeak-ng did not finish within {timeout:.0f} s") from None
-        except subprocess.CalledProcessError as e:
-            msg = (e.stderr or b"").decode(errors="replace").strip().splitlines()
-            raise InputError(f"espeak-ng failed: {msg[-1] if msg else f'exit {e.returncode}'}") from None
-        return read_speech(str(wav))
+    try:
+        return from_48k(espeak_speech(text).samples)
+    except RuntimeError as e:
+        raise InputError(str(e)) from None

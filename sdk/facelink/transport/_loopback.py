@@ -64,7 +64,9 @@ class LoopbackLink:
         receiver_identity: Identity | None = None,
         refcache: ReferenceCache | None = None,
         timeout: float = 5.0,
+        audio_kbps: float | None = None,
     ) -> None:
+        """``audio_kbps``: the session carries sound (``link.sender.send_audio``)."""
         self.sender_identity = sender_identity or generate_identity("loopback-sender")
         self.receiver_identity = receiver_identity or generate_identity("loopback-receiver")
         self.timeout = timeout
@@ -79,7 +81,7 @@ class LoopbackLink:
         self._sender_args = {
             "reference": reference, "params": params, "width": width, "height": height, "fps": fps, "anchor": anchor,
             "receiver_key": self.receiver_identity.public.curve if curve else None, "curve": curve,
-            "seal_interval": seal_interval,
+            "seal_interval": seal_interval, "audio_kbps": audio_kbps,
         }  # fmt: skip
         self.sender: Sender | None = None
         self.endpoint = ""
