@@ -48,6 +48,8 @@ FLAG_ATOL = 2e-4
 REGRESSOR_ATOL = 1e-3  # px at 128x128
 CLASSIFICATOR_ATOL = 2e-3
 IRIS_ATOL = 1e-3
+# selfie segmentation (a probability): measured max |ORT - LiteRT| 4.0e-5 on the astronaut portrait
+SELFIE_ATOL = 5e-4
 
 
 # -- a tiny flatbuffer writer (test-only), children placed after their parents -----------------
@@ -771,11 +773,12 @@ _TOLERANCES = {
     "face_detector": (REGRESSOR_ATOL, CLASSIFICATOR_ATOL),
     "face_landmark": (LANDMARK_ATOL, FLAG_ATOL),
     "iris_landmark": (IRIS_ATOL, IRIS_ATOL),
+    "selfie_segmentation": (SELFIE_ATOL,),
 }
 
 
 @needs_litert
-@pytest.mark.parametrize("name", ["face_detector", "face_landmark", "iris_landmark"])
+@pytest.mark.parametrize("name", ["face_detector", "face_landmark", "iris_landmark", "selfie_segmentation"])
 def test_parity_random_inputs(models, name: str) -> None:
     for seed in range(3):
         x = _random_input(name, seed)
@@ -832,13 +835,31 @@ def test_parity_real_faces(models, data_dir: Path) -> None:
     assert faces >= 1
 
 
+@needs_litert
+def test_selfie_segmentation_parity_and_mask_on_portrait(models, portrait) -> None:
+    """The converted segmentation graph matches LiteRT on a real photo, and finds the person."""
+    from PIL import Image
+
+    x = np.asarray(Image.fromarray(portrait).resize((256, 256), Image.BILINEAR), np.float32)[None] / 255.0
+    (ref,) = run_tflite(models.tflite["selfie_segmentation"], x)
+    (got,) = run_onnx(models.onnx["selfie_segmentation"], x)
+    assert got.shape == ref.shape == (1, 256, 256, 1)
+    assert float(np.abs(ref - got).max()) <= SELFIE_ATOL
+    mask = got[0, :, :, 0]
+    assert mask[25:70, 95:140].mean() > 0.95  # the astronaut's head
+    assert mask[160:250, 40:200].mean() > 0.8  # her shoulders and suit
+    assert mask[:40, :40].mean() < 0.1 and mask[:40, -40:].mean() < 0.1  # the studio backdrop
+
+
 def test_real_graphs_are_trt_friendly(models) -> None:
     allowed = {"Transpose", "Conv", "Relu", "Clip", "PRelu", "Add", "MaxPool", "Pad", "Reshape", "Concat"}
+    # the segmentation graph's extra ops, all in TensorRT's ONNX parser (rank 4, static shapes)
+    selfie = {"HardSwish", "Sigmoid", "Mul", "GlobalAveragePool", "Resize", "ConvTranspose"}
     for name, path in models.onnx.items():
         m = onnx.load(path)
         spec = MODEL_SPECS[name]
         assert m.opset_import[0].version == 17 and m.ir_version == 8
-        assert {n.op_type for n in m.graph.node} <= allowed, name
+        assert {n.op_type for n in m.graph.node} <= allowed | (selfie if name == "selfie_segmentation" else set()), name
         assert [n.op_type for n in m.graph.node if "input" in n.input] == ["Transpose"]
         inp = m.graph.input[0]
         assert inp.name == spec.input_name
@@ -893,7 +914,7 @@ def test_facelink_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_model_specs_are_pinned_and_versioned() -> None:
-    assert set(MODEL_SPECS) == {"face_detector", "face_landmark", "iris_landmark"}
+    assert set(MODEL_SPECS) == {"face_detector", "face_landmark", "iris_landmark", "selfie_segmentation"}
     for spec in MODEL_SPECS.values():
         assert len(spec.sha256) == 64 and spec.member.startswith("mediapipe/modules/")
         assert spec.onnx_filename.endswith(f"-c{CONVERTER_VERSION}.onnx") and spec.sha256[:12] in spec.onnx_filename

@@ -50,6 +50,15 @@ _SAMPLES = 256
 _WORK_SIDE = 192
 #: diffusion steps smoothing the push-pull fill
 _DIFFUSE = 12
+#: with the segmentation network: up to this ring level the pixel is always head (it absorbs the
+#: face outline's landmark slop), and a face on which the network's mean person probability is
+#: below ``_MIN_FACE_PERSON`` means it found no person (colour fallback)
+_FACE_LEVEL = 0.3
+_MIN_FACE_PERSON = 0.5
+#: the network's mask grows by this fraction of the face size (soft outer edge), and person
+#: pixels (probability above ``_SOURCE_PERSON``), grown by twice that, never feed the fill
+_GROW = 0.03
+_SOURCE_PERSON = 0.1
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,8 @@ class Plate:
     """Per-reference layers over the source region (all (h, w, …) float32, region pixels).
 
     ``alpha`` the person (head layer) alpha in [0, 1]; ``plate`` the background with the head
-    inpainted; ``foreground`` the head layer's colours; ``segmented`` whether any background
+    inpainted; ``foreground`` the head layer's colours; ``by_model`` whether the alpha comes from
+    the segmentation network (else the colour fallback); ``segmented`` whether any background
     was found (False: the plate is the reference, the alpha 1 inside the static ring).
     """
 
@@ -65,6 +75,7 @@ class Plate:
     plate: np.ndarray
     foreground: np.ndarray
     segmented: bool
+    by_model: bool = False
 
 
 def _down2(a: np.ndarray) -> np.ndarray:
@@ -136,13 +147,64 @@ def _nearest_distance(pixels: np.ndarray, samples: np.ndarray) -> np.ndarray:
     return out
 
 
-def build_plate(region: np.ndarray, level: np.ndarray, below_chin: np.ndarray) -> Plate:
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    """Binary dilation of an (h, w) bool mask by a (2r+1)-square (separable sliding max)."""
+    out = mask.copy()
+    for axis in (0, 1):
+        src, acc = out, out.copy()
+        for k in range(1, r + 1):
+            fwd = np.zeros_like(src)
+            bwd = np.zeros_like(src)
+            if axis == 0:
+                fwd[k:], bwd[:-k] = src[:-k], src[k:]
+            else:
+                fwd[:, k:], bwd[:, :-k] = src[:, :-k], src[:, k:]
+            acc |= fwd | bwd
+        out = acc
+    return out
+
+
+def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
+    """(2r+1)-box blur of an (h, w) float map, edges replicated."""
+    for axis in (0, 1):
+        p = np.pad(a, [(r, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
+        c = np.cumsum(np.insert(p, 0, 0.0, axis=axis), axis=axis, dtype=np.float64)
+        n = a.shape[axis]
+        hi = np.take(c, np.arange(2 * r + 1, n + 2 * r + 1), axis=axis)
+        lo = np.take(c, np.arange(0, n), axis=axis)
+        a = ((hi - lo) / (2 * r + 1)).astype(np.float32)
+    return a
+
+
+def _model_alpha(person: np.ndarray, lev: np.ndarray) -> np.ndarray | None:
+    """Head-layer alpha from the segmentation network's person probability, before the ring rules.
+
+    The face itself (ring level <= ``_FACE_LEVEL``) is always person; elsewhere the probability
+    is soft-thresholded and grown by ``_GROW`` of the face size with a soft outer edge, so the
+    hair fringe the network leaves just outside its mask travels with the head (its colours are
+    unmixed from the plate by the matting equation) instead of staying behind as a ghost.
+    Returns None when the network finds no person on the face (a painting, a cartoon).
+    """
+    face = lev <= 0.0
+    if face.sum() < 8 or float(np.mean(person[face])) < _MIN_FACE_PERSON:
+        return None
+    p = _smoothstep(0.25, 0.75, person)
+    p = np.maximum(p, (lev <= _FACE_LEVEL).astype(np.float32))
+    # grow by about 3 % of the face size (>= 1 px): max filter then a blur of the same radius
+    r = _grow_radius(lev)
+    grown = np.where(_dilate(p > 0.5, r), 1.0, p).astype(np.float32)
+    return np.maximum(p, _box_blur(grown, r))
+
+
+def build_plate(region: np.ndarray, level: np.ndarray, below_chin: np.ndarray, person: np.ndarray | None = None) -> Plate:
     """Segment the head, inpaint what lies behind it, and solve the head layer's colours.
 
     ``region`` (h, w, 3) uint8 (the generator's source region of the reference); ``level``
     (h, w) float ring level of each pixel (0 inside the face outline, 1 … 4 at the rings, NaN
     beyond the static ring); ``below_chin`` (h, w) bool, pixels below the chin line (torso
-    side: never used as background samples).
+    side: never used as background samples).  ``person`` (h, w) float in [0, 1]: the
+    segmentation network's person probability (``_segment.py``), or None for the colour
+    fallback (also used when the network finds no person on the face).
     """
     rgb = np.asarray(region)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -150,10 +212,26 @@ def build_plate(region: np.ndarray, level: np.ndarray, below_chin: np.ndarray) -
     h, w = rgb.shape[:2]
     if level.shape != (h, w) or below_chin.shape != (h, w):
         raise ValueError("level and below_chin must have the region's (h, w) shape")
+    if person is not None and np.shape(person) != (h, w):
+        raise ValueError(f"person must have the region's (h, w) shape {(h, w)}, got {np.shape(person)}")
     img = rgb.astype(np.float32)
     lev = np.where(np.isfinite(level), level, 5.0).astype(np.float32)
     inside = lev < FADE_LEVELS[1]  # where the head layer may be
+    model = None if person is None else _model_alpha(np.clip(np.asarray(person, np.float32), 0.0, 1.0), lev)
+    r = _grow_radius(lev)
+    if model is not None:
+        # the ring rules: above the chin line the alpha fades out between ring levels 3 and 3.8
+        # (nothing beyond the moving bands lifts off the plate); below it the person is the neck
+        # and torso, which follow the neck band's fading motion out to the static ring (no fade)
+        fade = 1.0 - _smoothstep(FADE_LEVELS[0], FADE_LEVELS[1], lev)
+        alpha = np.where(below_chin, np.where(lev < 4.5, model, 0.0), model * fade)
+        alpha = np.where(alpha >= 0.02, alpha, 0.0).astype(np.float32)
+        # the fill draws on background only: not on any person pixel (the hair and shoulders
+        # beyond the rings included), nor on the fringe just outside them
+        person_px = np.asarray(person) > _SOURCE_PERSON
+        return _finish(img, alpha, ~_dilate(person_px | (alpha > 0), 2 * r), inside, by_model=True)
 
+    # -- colour fallback ------------------------------------------------------------------
     # colour classification at a small working resolution
     f = min(1.0, _WORK_SIDE / max(h, w))
     ws = (max(2, int(round(w * f))), max(2, int(round(h * f))))
@@ -195,10 +273,28 @@ def build_plate(region: np.ndarray, level: np.ndarray, below_chin: np.ndarray) -
     if not segmented:
         return Plate(alpha, img, img.copy(), False)
 
-    known = alpha <= 0.0
+    return _finish(img, alpha, ~_dilate(alpha > 0, 2 * r), inside)
+
+
+def _grow_radius(lev: np.ndarray) -> int:
+    """``_GROW`` of the face size (square root of the face's pixel count), in pixels, >= 1."""
+    return max(1, int(round(_GROW * float(np.sqrt(np.count_nonzero(lev <= 0.0))))))
+
+
+def _finish(img: np.ndarray, alpha: np.ndarray, sources: np.ndarray, inside: np.ndarray, by_model: bool = False) -> Plate:
+    """Inpaint the plate under ``alpha > 0`` from the ``sources`` pixels and solve the head layer.
+
+    The fill draws only on ``sources`` (background pixels away from the person; all pixels of
+    alpha 0 when fewer than 8 of them are sources); pixels of alpha 0 keep the reference.
+    """
+    hole = alpha > 0.0
+    known = ~hole
     if not known.any():
         return Plate(np.where(inside, 1.0, 0.0).astype(np.float32), img, img.copy(), False)
-    plate = inpaint(img, known)
+    src = sources & known
+    if np.count_nonzero(src) < 8:
+        src = known
+    plate = np.where(hole[..., None], inpaint(img, src), img)
     # matting equation: reference = a F + (1 - a) plate  ->  F; where a is tiny F is irrelevant
     a = alpha[..., None]
     raw = np.where(a > 0.0, (img - (1.0 - a) * plate) / np.maximum(a, 0.02), img)
@@ -207,4 +303,4 @@ def build_plate(region: np.ndarray, level: np.ndarray, below_chin: np.ndarray) -
     # rest, so the composite stays the reference (exactly, unless that too would leave [0, 255])
     fix = (raw != fore) & (a < 1.0)
     plate = np.where(fix, np.clip((img - a * fore) / np.maximum(1.0 - a, 1e-6), 0.0, 255.0), plate)
-    return Plate(alpha, plate.astype(np.float32), fore.astype(np.float32), True)
+    return Plate(alpha, plate.astype(np.float32), fore.astype(np.float32), True, by_model)
