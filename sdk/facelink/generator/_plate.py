@@ -2,26 +2,37 @@
 
 Computed once per reference, inside the generator's source region:
 
-* **Person alpha** (what moves with the head).  MediaPipe's selfie-segmentation graph is not
-  used yet (its operators have not been checked against FaceLink's TFLite converter; it is
-  expected to need a custom transposed convolution the converter lacks), so this is the
-  documented *geometric fallback*, refined by colour.
-  The mesh's ring levels give each pixel its distance from the face in ring units (0 inside
-  the face outline, 1 … 4 at the rings).  Up to level 1 (the face and the band to the rigid
-  ring: hair, ears) the alpha is 1, as that band always moved rigidly; beyond, up to the
-  static ring, a pixel is classified by colour — nearest of a few hundred *person* samples
-  (face, and the band just outside the outline) against *background* samples (the outer
-  bands and beyond, above the chin line, where the torso cannot be) — and faded out between
-  ring levels 3 and 3.8, so nothing beyond the moving bands is lifted off the plate.  Below
-  the chin line the alpha is 1 out to the static ring: neck and torso follow the neck band's
-  fading motion as they did without a plate.
-  With no background sample in the region (a face filling the frame), nothing is segmented:
-  the alpha is 1 inside the static ring and the plate is the reference itself (the
-  background is the whole frame).
-* **Plate**: the reference with every pixel of alpha > 0 filled from the pixels around it by
-  push-pull inpainting (a mask-weighted image pyramid, filled coarse to fine, then smoothed by
-  a few diffusion steps), so the background behind head and hair is a smooth continuation of
-  what surrounds them.
+* **Person alpha** (what moves with the head).  The mesh's ring levels give each pixel its
+  distance from the face in ring units (0 inside the face outline, 1 … 4 at the rings; the
+  static ring, 4, never moves).
+
+  *Segmentation network* (``person`` given: MediaPipe's selfie-segmentation model, run by
+  ``_segment.py``).  The network's person probability, soft-thresholded (0.25 … 0.75), is the
+  alpha of hair, ears, neck and shoulders; the face itself (ring level <= 0.3) is always
+  person.  The mask is grown by 3 % of the face size with a soft outer edge, so the hair
+  fringe just outside the network's mask travels with the head (the matting equation below
+  unmixes its colours from the plate) instead of staying behind.  The ring rules stay: above
+  the chin line the alpha fades out between ring levels 3 and 3.8 (nothing beyond the moving
+  bands lifts off the plate: hair beyond the static ring stays where it is); below the chin
+  line the person (neck, torso) keeps its alpha out to the static ring and follows the neck
+  band's fading motion.
+  *Colour fallback* (no ``person``: the model is not cached, ``segmentation="off"``, or the
+  network's mean probability on the face is below 0.5 — a painting, a cartoon, a statue).  Up
+  to level 1 (the face and the band to the rigid ring: hair, ears) the alpha is 1, as that
+  band always moved rigidly; beyond, up to the static ring, a pixel is classified by colour —
+  nearest of a few hundred *person* samples (face, and the band just outside the outline)
+  against *background* samples (the outer bands and beyond, above the chin line, where the
+  torso cannot be) — and faded out between ring levels 3 and 3.8.  Below the chin line the
+  alpha is 1 out to the static ring.  With no background sample in the region (a face filling
+  the frame), nothing is segmented: the alpha is 1 inside the static ring and the plate is the
+  reference itself (the background is the whole frame).
+* **Plate**: the reference with every pixel of alpha > 0 filled by push-pull inpainting (a
+  mask-weighted image pyramid, filled coarse to fine, then smoothed by a few diffusion steps)
+  from *background pixels only*: pixels of alpha 0 that lie more than twice the growth radius
+  from any person pixel (with the network: every pixel it calls person, the hair and shoulders
+  beyond the rings included; with the fallback: every pixel of alpha > 0).  So the fill is a
+  smooth continuation of the background around the person, never a face- or hair-coloured
+  blob.  Pixels of alpha 0 keep the reference.
 * **Foreground**: the colours the head layer carries, solved from the matting equation
   ``reference = alpha * F + (1 - alpha) * plate``, so the unmoved composite is the reference
   again (up to rounding) even along soft edges.
@@ -48,8 +59,9 @@ _HEAD_LEVEL = 1.0
 #: colour samples per class, and the working resolution (longest side) of the classification
 _SAMPLES = 256
 _WORK_SIDE = 192
-#: diffusion steps smoothing the push-pull fill
+#: diffusion steps smoothing the push-pull fill, and Jacobi steps at every pyramid level
 _DIFFUSE = 12
+_RELAX = 8
 #: with the segmentation network: up to this ring level the pixel is always head (it absorbs the
 #: face outline's landmark slop), and a face on which the network's mean person probability is
 #: below ``_MIN_FACE_PERSON`` means it found no person (colour fallback)
@@ -86,10 +98,24 @@ def _down2(a: np.ndarray) -> np.ndarray:
 
 def _up2(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     img = np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)[: shape[0], : shape[1]]
-    # a 3-tap smoothing of the nearest-neighbour doubling (cheap bilinear)
+    # a 3-tap smoothing of the nearest-neighbour doubling (cheap bilinear), edges replicated
+    # (not wrapped: the top of a hole must not take the colours of the image's bottom)
+    return _smooth3(img)
+
+
+def _smooth3(img: np.ndarray) -> np.ndarray:
     for axis in (0, 1):
-        img = 0.25 * np.roll(img, 1, axis=axis) + 0.5 * img + 0.25 * np.roll(img, -1, axis=axis)
+        pad = [(1, 1) if ax == axis else (0, 0) for ax in range(img.ndim)]
+        p = np.pad(img, pad, mode="edge")
+        n = img.shape[axis]
+        img = 0.25 * np.take(p, range(0, n), axis=axis) + 0.5 * img + 0.25 * np.take(p, range(2, n + 2), axis=axis)
     return img
+
+
+def _neighbours(img: np.ndarray) -> np.ndarray:
+    """Mean of the 4 neighbours of every pixel (edges replicated)."""
+    p = np.pad(img, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    return 0.25 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
 
 
 def inpaint(image: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -109,7 +135,10 @@ def inpaint(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     while min(levels[-1][1].shape[:2]) > 1:
         c, wt = levels[-1]
         levels.append((_down2(c), _down2(wt)))
-    # pull: coarse to fine; at each level the weighted mean where known, the coarser fill elsewhere
+    # pull: coarse to fine; at each level the weighted mean where known, the coarser fill elsewhere,
+    # relaxed by a few Jacobi steps of the membrane equation (the unknown part becomes a smooth
+    # interpolation of its boundary, level by level: a multigrid harmonic fill, so the fill meets
+    # the background around a hole without a seam instead of taking one blurred average colour)
     c, wt = levels[-1]
     fill = c / np.maximum(wt, 1e-8)
     for c, wt in reversed(levels[:-1]):
@@ -117,12 +146,13 @@ def inpaint(image: np.ndarray, known: np.ndarray) -> np.ndarray:
         mean = c / np.maximum(wt, 1e-8)
         a = np.clip(wt * 4.0, 0.0, 1.0)  # fully trusted once a quarter of the footprint is known
         fill = a * mean + (1.0 - a) * up
+        if (1.0 - a).max() > 0.0:
+            for _ in range(_RELAX):
+                fill = a * mean + (1.0 - a) * _neighbours(fill)
     out = np.where(k[..., None], img, fill)
     hole = ~k
     for _ in range(_DIFFUSE):
-        p = np.pad(out, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        avg = 0.25 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
-        out[hole] = avg[hole]
+        out[hole] = _neighbours(out)[hole]
     return out
 
 
@@ -229,7 +259,7 @@ def build_plate(region: np.ndarray, level: np.ndarray, below_chin: np.ndarray, p
         # the fill draws on background only: not on any person pixel (the hair and shoulders
         # beyond the rings included), nor on the fringe just outside them
         person_px = np.asarray(person) > _SOURCE_PERSON
-        return _finish(img, alpha, ~_dilate(person_px | (alpha > 0), 2 * r), inside, by_model=True)
+        return _finish(img, alpha, ~_dilate(person_px, r), inside, by_model=True)
 
     # -- colour fallback ------------------------------------------------------------------
     # colour classification at a small working resolution
