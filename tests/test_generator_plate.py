@@ -343,3 +343,20 @@ def test_generator_segments_the_portrait_with_the_network(models, face_models, p
         assert np.linalg.norm(behind - backdrop) < 0.5 * np.linalg.norm(behind - skin)
         # the person covers more than the colour fallback's head (hair, neck, shoulders)
         assert (plate.alpha > 0.5).sum() > (off._plate.alpha > 0.5).sum()
+
+
+def test_generator_never_downloads_the_segmentation_model(scene, monkeypatch):
+    """With an empty model cache the plate uses the colour fallback; nothing is fetched."""
+    from facelink.models import _fetch
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the generator must not download models")
+
+    monkeypatch.setattr(_fetch, "_download_wheel", no_network)
+    img, lm = scene
+    with Generator(img, lm) as gen:
+        assert gen.plate_source == "colour"
+    with Generator(img, lm, segmentation="off") as gen:
+        assert gen.plate_source == "colour"
+    with pytest.raises(ValueError, match="segmentation must be"):
+        Generator(img, lm, segmentation="on")
