@@ -27,12 +27,15 @@ Computed once per reference, inside the generator's source region:
   the frame), nothing is segmented: the alpha is 1 inside the static ring and the plate is the
   reference itself (the background is the whole frame).
 * **Plate**: the reference with every pixel of alpha > 0 filled by push-pull inpainting (a
-  mask-weighted image pyramid, filled coarse to fine, then smoothed by a few diffusion steps)
-  from *background pixels only*: pixels of alpha 0 that lie more than twice the growth radius
-  from any person pixel (with the network: every pixel it calls person, the hair and shoulders
-  beyond the rings included; with the fallback: every pixel of alpha > 0).  So the fill is a
-  smooth continuation of the background around the person, never a face- or hair-coloured
-  blob.  Pixels of alpha 0 keep the reference.
+  mask-weighted image pyramid, filled coarse to fine and relaxed at every level by a few
+  Jacobi steps of the membrane equation — a multigrid harmonic fill that meets the background
+  around the hole without a seam — then smoothed by a few diffusion steps) from *background
+  pixels only*: pixels of alpha 0 that lie more than the growth radius from any pixel the
+  network calls person (the hair and shoulders beyond the rings included; alpha > 0 already
+  reaches about twice the radius beyond its mask), or, in the colour fallback, more than twice
+  the radius from any pixel of alpha > 0.  So the fill is a smooth continuation of the
+  background around the person, never a face- or hair-coloured blob.  Pixels of alpha 0 keep
+  the reference.
 * **Foreground**: the colours the head layer carries, solved from the matting equation
   ``reference = alpha * F + (1 - alpha) * plate``, so the unmoved composite is the reference
   again (up to rounding) even along soft edges.
@@ -68,7 +71,7 @@ _RELAX = 8
 _FACE_LEVEL = 0.3
 _MIN_FACE_PERSON = 0.5
 #: the network's mask grows by this fraction of the face size (soft outer edge), and person
-#: pixels (probability above ``_SOURCE_PERSON``), grown by twice that, never feed the fill
+#: pixels (probability above ``_SOURCE_PERSON``), grown by as much, never feed the fill
 _GROW = 0.03
 _SOURCE_PERSON = 0.1
 
