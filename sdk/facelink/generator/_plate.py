@@ -12,8 +12,9 @@ Computed once per reference, inside the generator's source region:
   person.  The mask is grown by 3 % of the face size with a soft outer edge, so the hair
   fringe just outside the network's mask travels with the head (the matting equation below
   unmixes its colours from the plate) instead of staying behind.  The ring rules stay: above
-  the chin line the alpha fades out between ring levels 3 and 3.8 (nothing beyond the moving
-  bands lifts off the plate: hair beyond the static ring stays where it is); below the chin
+  the chin line the alpha fades out between ring levels 3.2 and 4 (nothing beyond the moving
+  bands lifts off the plate: hair beyond the static ring stays where it is, and hair crossing
+  it stretches to it rather than being cut at 3.8 as in the fallback); below the chin
   line the person (neck, torso) keeps its alpha out to the static ring and follows the neck
   band's fading motion.
   *Colour fallback* (no ``person``: the model is not cached, ``segmentation="off"``, or the
@@ -55,6 +56,9 @@ __all__ = ["Plate", "build_plate", "inpaint"]
 
 #: ring levels over which the person alpha fades out (the rigid bands end at 3, the static ring is 4)
 FADE_LEVELS = (3.0, 3.8)
+#: with the segmentation network (no background in its alpha) the fade reaches the static ring,
+#: where the head layer stops moving, so hair crossing it stretches instead of being cut
+NETWORK_FADE_LEVELS = (3.2, 4.0)
 #: up to this ring level (0 the face outline, 1 the rigid ring) everything is head: hair and ears
 #: (0.8 scored +0.006 median SSIM better in self-reenactment, but cut hair the colour of the
 #: background off the head at +-30 degrees)
@@ -253,10 +257,10 @@ def build_plate(region: np.ndarray, level: np.ndarray, below_chin: np.ndarray, p
     model = None if person is None else _model_alpha(np.clip(np.asarray(person, np.float32), 0.0, 1.0), lev)
     r = _grow_radius(lev)
     if model is not None:
-        # the ring rules: above the chin line the alpha fades out between ring levels 3 and 3.8
+        # the ring rules: above the chin line the alpha fades out between ring levels 3.2 and 4
         # (nothing beyond the moving bands lifts off the plate); below it the person is the neck
         # and torso, which follow the neck band's fading motion out to the static ring (no fade)
-        fade = 1.0 - _smoothstep(FADE_LEVELS[0], FADE_LEVELS[1], lev)
+        fade = 1.0 - _smoothstep(NETWORK_FADE_LEVELS[0], NETWORK_FADE_LEVELS[1], lev)
         alpha = np.where(below_chin, np.where(lev < 4.5, model, 0.0), model * fade)
         alpha = np.where(alpha >= 0.02, alpha, 0.0).astype(np.float32)
         # the fill draws on background only: not on any person pixel (the hair and shoulders
