@@ -647,7 +647,9 @@ def _single_op(shape: tuple[int, ...], make) -> tuple[bytes, int]:
     [(4, 5, 3, 2, 2, 2, True), (5, 3, 4, 3, 3, 2, True), (3, 4, 2, 1, 4, 2, True), (4, 4, 3, 2, 3, 1, True),
      (3, 5, 2, 2, 3, 2, False), (2, 3, 3, 4, 1, 3, False), (4, 3, 2, 3, 5, 3, True)],
 )  # fmt: skip
-def test_transpose_conv_bias_matches_numpy_reference(h: int, w: int, c: int, cout: int, k: int, stride: int, same: bool) -> None:
+def test_transpose_conv_bias_matches_numpy_reference(
+    h: int, w: int, c: int, cout: int, k: int, stride: int, same: bool
+) -> None:
     data, y = _single_op((1, h, w, c), lambda b, x: b.transpose_conv_bias(x, cout, k, stride, same, fp16=True))
     m = read_model(data)
     g = m.subgraphs[0]
