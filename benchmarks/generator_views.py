@@ -21,6 +21,10 @@ through its packet's bytes and the receiver's parser and reaches the generator a
 it was sent with.  Open-mouth frames within 2 frames of a crop's own frame are left out of the
 mouth score (with and without ``--regions``), so a crop never scores itself.
 
+``--segmentation off`` builds the background plate with the colour fallback instead of the
+selfie-segmentation network (``auto``: the network when the model cache holds it); each clip
+reports which one its plate used (``plate``: network, colour or none).
+
 ``--sheet`` writes a contact sheet, one row per clip: reference | true and generated frame at
 the widest mouth | true and generated frame at the largest head rotation | the reference
 re-posed by yaw -30 and +30 degrees and by (yaw 20, pitch -5).  It shows third-party footage:
@@ -116,7 +120,7 @@ def region_packets(frames: np.ndarray, lm: np.ndarray, ok: np.ndarray, i0: int) 
 
 
 def run_clip(
-    frames: np.ndarray, lm: np.ndarray, ok: np.ndarray, every: int, sheet: bool, regions: bool = False
+    frames: np.ndarray, lm: np.ndarray, ok: np.ndarray, every: int, sheet: bool, regions: bool = False, segmentation: str = "auto"
 ) -> tuple[dict, list | None] | None:
     from facelink.bitstream import parse_packet
     from facelink.codec._regions import parse_region
@@ -133,7 +137,8 @@ def run_clip(
     pending = region_packets(frames, lm, ok, i0)
     own_frames = {int(parse_packet(p).frame_seq) + d for _, p in pending for d in range(-2, 3)}
     sent = []
-    with Generator(ref, ref_lm) as gen:
+    with Generator(ref, ref_lm, segmentation=segmentation) as gen:
+        source = gen.plate_source
         for i in range(i0 + 1, len(frames), every):
             while regions and pending and pending[0][0] < i:
                 r = parse_region(parse_packet(pending.pop(0)[1]))
@@ -163,6 +168,7 @@ def run_clip(
         "ssim": float(a[0]), "ssim_static": float(a[1]), "psnr": float(a[2]), "psnr_static": float(a[3]),
         "mouth_ssim": float(np.mean(mouth)) if mouth else None, "mouth_frames": len(mouth), "mouth_all": [float(x) for x in mouth],
         "widest_mar": float(widest[0]), "largest_turn_deg": float(turn[0]), "regions_from": sent,
+        "plate": source,
     }  # fmt: skip
     return res, tiles
 
@@ -176,6 +182,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sheet", type=Path)
     ap.add_argument("--regions", action="store_true", help="send region references (crops of the open mouth)")
+    ap.add_argument(
+        "--segmentation", choices=("auto", "off"), default="auto",
+        help="the plate's person segmentation: the selfie network when cached (auto) or colour only (off)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     clips = real_clips()
     if not clips:
@@ -191,13 +201,13 @@ def main(argv=None) -> int:
         except Exception as e:  # a clip the reader cannot use: say so, go on
             print(f"{c.rel}: skipped ({e})", file=sys.stderr)
             continue
-        got = run_clip(*data, args.every, args.sheet is not None, args.regions)
+        got = run_clip(*data, args.every, args.sheet is not None, args.regions, args.segmentation)
         if got is None:
             continue
         res[c.rel], tiles = got
         r = res[c.rel]
         mouth = f"{r['mouth_ssim']:.3f} ({r['mouth_frames']} open)" if r["mouth_ssim"] is not None else "-"
-        print(f"{c.rel[:64]:64s} SSIM {r['ssim']:.4f} vs {r['ssim_static']:.4f}  PSNR {r['psnr']:.2f} vs {r['psnr_static']:.2f}  mouth {mouth}", flush=True)
+        print(f"{c.rel[:64]:64s} SSIM {r['ssim']:.4f} vs {r['ssim_static']:.4f}  PSNR {r['psnr']:.2f} vs {r['psnr_static']:.2f}  mouth {mouth}  plate {r['plate']}", flush=True)
         if tiles is not None:
             sheet.append(tiles)
     pooled = [x for r in res.values() for x in r["mouth_all"]]
@@ -210,6 +220,7 @@ def main(argv=None) -> int:
         "median_psnr_static": float(np.median([r["psnr_static"] for r in res.values()])),
         "open_mouth_frames": len(pooled),
         "mouth_ssim_open": float(np.mean(pooled)) if pooled else None,
+        "plates": {k: sum(r["plate"] == k for r in res.values()) for k in ("network", "colour", "none")},
     }
     print("SUMMARY", json.dumps(summary))
     if args.json:

@@ -234,3 +234,129 @@ def test_plate_warp_graph_is_rank4():
         assert len(value.type.tensor_type.shape.dim) == 4
     assert model.graph.input[0].type.tensor_type.shape.dim[1].dim_value == 4
     assert model.graph.input[2].type.tensor_type.shape.dim[1].dim_value == 3  # the plate, NCHW
+
+
+# -- the segmentation network's alpha (``person``) ------------------------------------------------
+
+
+def _network_scene(n: int = 200):
+    """A region with concentric ring levels: face r < 30, hair to r 60 (the network's person
+    disc), rings every 15 px (static ring at r 90), and a red 'arm' of the person reaching the
+    right edge below the head, partly beyond the static ring."""
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    c = n / 2
+    r = np.hypot(xx - c, yy - c)
+    level = np.clip((r - 30.0) / 15.0, 0.0, None)
+    level[level > 4.0] = np.nan
+    below_chin = yy > c + 30
+    img = background(n, n)
+    hair = r < 60
+    img[hair] = (90, 60, 30)
+    img[r < 30] = SKIN
+    arm = (yy > c + 20) & (yy < c + 45) & (xx > c + 50)
+    img[arm] = (220, 30, 30)
+    person = np.clip(61.0 - r, 0.0, 1.0)
+    person[arm] = 1.0
+    return img.astype(np.uint8), level, below_chin, person, r, arm
+
+
+def test_network_alpha_moves_hair_and_the_plate_holds_background_only():
+    img, level, below_chin, person, r, arm = _network_scene()
+    plate = build_plate(img, level, below_chin, person)
+    assert plate.segmented and plate.by_model
+    hair = (r > 32) & (r < 58)
+    assert plate.alpha[r < 58].min() > 0.99  # face and all the hair move with the head
+    assert plate.alpha[:10, :10].max() == 0.0 and plate.alpha[:10, -10:].max() == 0.0
+    # the plate under head and hair is the background continued: no skin, hair or arm colour
+    under = plate.plate[(r < 58) & ~arm]
+    bg = background(*img.shape[:2])[(r < 58) & ~arm]
+    assert np.abs(under - bg).mean() < 12.0
+    for colour in (SKIN, (90, 60, 30), (220, 30, 30)):
+        assert np.linalg.norm(under - np.array(colour, np.float32), axis=1).min() > 40.0, colour
+    # the arm beyond the static ring stays in the plate (nothing there lifts off) ...
+    still = arm & np.isnan(level)
+    assert still.sum() > 50 and plate.alpha[still].max() == 0.0
+    np.testing.assert_array_equal(plate.plate[still], img[still].astype(np.float32))
+    # ... and the unmoved composite is the reference
+    a = plate.alpha[..., None]
+    comp = a * plate.foreground + (1 - a) * plate.plate
+    assert np.abs(comp - img).max() < 0.5
+    assert (hair & (plate.alpha > 0)).sum() == hair.sum()
+
+
+def test_network_plate_is_cleaner_than_the_colour_fallback():
+    """The colour fallback fills the head's hole from hair it left in the plate; the network does not."""
+    img, level, below_chin, person, r, arm = _network_scene()
+    bg = background(*img.shape[:2])
+    core = (r < 40) & ~arm
+    err = {}
+    for name, p in (("network", person), ("colour", None)):
+        plate = build_plate(img, level, below_chin, p)
+        err[name] = float(np.abs(plate.plate[core] - bg[core]).mean())
+    assert err["network"] < 12.0 and err["network"] < err["colour"]
+
+
+def test_network_without_a_person_on_the_face_falls_back_to_colour():
+    img, level, below_chin, person, _, _ = _network_scene()
+    plate = build_plate(img, level, below_chin, np.zeros_like(person))
+    assert plate.segmented and not plate.by_model
+
+
+def test_network_person_shape_is_checked():
+    img, level, below_chin, person, _, _ = _network_scene()
+    with pytest.raises(ValueError, match="person must have"):
+        build_plate(img, level, below_chin, person[:-1])
+
+
+def test_generator_segments_the_portrait_with_the_network(models, face_models, portrait, monkeypatch):
+    """On the astronaut portrait, with the cached model: hair and shoulders are person, the studio
+    backdrop is not, and the plate behind the face is backdrop-coloured, not face-coloured."""
+    from facelink.face import FaceTracker
+    from facelink.generator import Generator as FullGenerator
+
+    monkeypatch.setenv("FACELINK_HOME", str(models.onnx["selfie_segmentation"].parents[1]))
+    obs = FaceTracker(*face_models).update(portrait, 0.0)
+    assert obs is not None
+    lm = obs.landmarks.astype(np.float32)
+    with FullGenerator(portrait, lm, backend="onnxruntime") as gen, FullGenerator(
+        portrait, lm, backend="onnxruntime", segmentation="off"
+    ) as off:
+        assert gen.plate_source == "network" and off.plate_source == "colour"
+        plate = gen._plate
+        sx0, sy0, sx1, sy1 = gen._region
+        local = lm[:, :2] - (sx0, sy0)
+        face_h = float(np.ptp(lm[:, 1]))
+        top = local[10]  # the forehead's top
+        cx, cy = (int(round(v)) for v in local[1])  # the nose tip
+        hair_y = int(top[1] - 0.15 * face_h)
+        assert plate.alpha[cy, cx] == 1.0
+        assert plate.alpha[hair_y, int(top[0])] > 0.9  # hair above the forehead moves with the head
+        corner = plate.alpha[: 10, : 10]
+        assert corner.max() == 0.0  # studio backdrop
+        region = portrait[sy0:sy1, sx0:sx1].astype(np.float32)
+        upper = np.zeros(plate.alpha.shape, bool)
+        upper[: int(local[152, 1])] = True  # above the chin line
+        backdrop = region[upper & (plate.alpha == 0.0)].mean(axis=0)
+        face = portrait[int(lm[:, 1].min()) : int(lm[:, 1].max()), int(lm[:, 0].min()) : int(lm[:, 0].max())]
+        skin = face.reshape(-1, 3).astype(np.float32).mean(axis=0)
+        behind = plate.plate[cy - 10 : cy + 10, cx - 10 : cx + 10].reshape(-1, 3).mean(axis=0)
+        assert np.linalg.norm(behind - backdrop) < 0.5 * np.linalg.norm(behind - skin)
+        # the person covers more than the colour fallback's head (hair, neck, shoulders)
+        assert (plate.alpha > 0.5).sum() > (off._plate.alpha > 0.5).sum()
+
+
+def test_generator_never_downloads_the_segmentation_model(scene, monkeypatch):
+    """With an empty model cache the plate uses the colour fallback; nothing is fetched."""
+    from facelink.models import _fetch
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the generator must not download models")
+
+    monkeypatch.setattr(_fetch, "_download_wheel", no_network)
+    img, lm = scene
+    with Generator(img, lm) as gen:
+        assert gen.plate_source == "colour"
+    with Generator(img, lm, segmentation="off") as gen:
+        assert gen.plate_source == "colour"
+    with pytest.raises(ValueError, match="segmentation must be"):
+        Generator(img, lm, segmentation="on")

@@ -48,6 +48,8 @@ FLAG_ATOL = 2e-4
 REGRESSOR_ATOL = 1e-3  # px at 128x128
 CLASSIFICATOR_ATOL = 2e-3
 IRIS_ATOL = 1e-3
+# selfie segmentation (a probability): measured max |ORT - LiteRT| 4.0e-5 on the astronaut portrait
+SELFIE_ATOL = 5e-4
 
 
 # -- a tiny flatbuffer writer (test-only), children placed after their parents -----------------
@@ -163,7 +165,7 @@ class TFLiteBuilder:
         self.shapes: list[tuple[int, ...]] = []
         self.buffers: list[bytes] = [b""]
         self.ops: list[T] = []
-        self.codes: list[int] = []
+        self.codes: list[int | str] = []  # builtin codes, or a custom operator's name
 
     def tensor(self, name: str, shape: tuple[int, ...], data: np.ndarray | None = None, dtype=np.float32) -> int:
         buf = 0
@@ -186,17 +188,33 @@ class TFLiteBuilder:
         self.op(BuiltinOp.DEQUANTIZE, [half], [out])
         return out
 
-    def op(self, code: int, inputs: list[int], outputs: list[int], opt_type: int = 0, options: T | None = None) -> None:
+    def op(
+        self,
+        code: int | str,
+        inputs: list[int],
+        outputs: list[int],
+        opt_type: int = 0,
+        options: T | None = None,
+        custom: bytes | None = None,
+    ) -> None:
+        """One operator; ``code`` a builtin code or a custom operator's name (``custom`` its options)."""
         if code not in self.codes:
             self.codes.append(code)
         fields: dict[int, object] = {0: ("I", self.codes.index(code)), 1: V("i", inputs), 2: V("i", outputs)}
         if options is not None:
             fields[3] = ("B", opt_type)
             fields[4] = options
+        if custom is not None:
+            fields[5] = V("B", custom)
         self.ops.append(T(fields))
 
     def build(self, inputs: list[int], outputs: list[int]) -> bytes:
-        codes = [T({0: ("b", min(c, 127)), 2: ("i", 1), 3: ("i", c)}) for c in self.codes]
+        codes = [
+            T({0: ("b", 32), 1: c, 2: ("i", 1), 3: ("i", 32)})
+            if isinstance(c, str)
+            else T({0: ("b", min(c, 127)), 2: ("i", 1), 3: ("i", c)})
+            for c in self.codes
+        ]
         buffers = [T({0: V("B", b, align=16)}) if b else T() for b in self.buffers]
         graph = T({0: TV(self.tensors), 1: V("i", inputs), 2: V("i", outputs), 3: TV(self.ops), 4: "main"})
         root = T({0: ("I", 3), 1: TV(codes), 2: TV([graph]), 3: "facelink test", 4: TV(buffers)})
@@ -291,6 +309,48 @@ class TFLiteBuilder:
         shape[axis] = sum(self.shapes[i][axis] for i in xs)
         y = self.tensor(f"concat{len(self.tensors)}", tuple(shape))
         self.op(BuiltinOp.CONCATENATION, xs, [y], 10, T({0: ("i", axis), 1: ("b", NONE)}))
+        return y
+
+
+    # -- the selfie-segmentation graph's operators --
+
+    def unary(self, code: int, x: int) -> int:
+        y = self.tensor(f"u{len(self.tensors)}", self.shapes[x])
+        self.op(code, [x], [y])
+        return y
+
+    def mul(self, a: int, b: int) -> int:
+        shape = tuple(int(d) for d in np.broadcast_shapes(self.shapes[a], self.shapes[b]))
+        y = self.tensor(f"mul{len(self.tensors)}", shape)
+        self.op(BuiltinOp.MUL, [a, b], [y], 21, T({0: ("b", NONE)}))
+        return y
+
+    def avg_pool(self, x: int, k: int, stride: int, padding: int) -> int:
+        n, h, w, c = self.shapes[x]
+        kh, kw = (h, w) if k == 0 else (k, k)  # k = 0: one window over the whole input
+        sh, sw = (h, w) if k == 0 else (stride, stride)
+        shape = (n, _out(h, kh, sh, 1, padding), _out(w, kw, sw, 1, padding), c)
+        y = self.tensor(f"avg{len(self.tensors)}", shape)
+        opts = T({0: ("b", padding), 1: ("i", sw), 2: ("i", sh), 3: ("i", kw), 4: ("i", kh)})
+        self.op(BuiltinOp.AVERAGE_POOL_2D, [x], [y], 5, opts)
+        return y
+
+    def resize(self, x: int, oh: int, ow: int, align_corners: bool = False, half_pixel: bool = False) -> int:
+        n, _, _, c = self.shapes[x]
+        size = self.tensor(f"size{len(self.tensors)}", (2,), np.array([oh, ow], np.int32))
+        y = self.tensor(f"resize{len(self.tensors)}", (n, oh, ow, c))
+        self.op(BuiltinOp.RESIZE_BILINEAR, [x, size], [y], 15, T({2: ("B", align_corners), 3: ("B", half_pixel)}))
+        return y
+
+    def transpose_conv_bias(self, x: int, cout: int, k: int, stride: int, same: bool, fp16: bool = False) -> int:
+        """MediaPipe's custom ``Convolution2DTransposeBias`` (custom options: padding, stride_w, stride_h)."""
+        rng = np.random.default_rng(100 + len(self.tensors))
+        n, h, w, c = self.shapes[x]
+        wgt = self.const(f"tw{len(self.tensors)}", rng.normal(0, 0.5, (cout, k, k, c)).astype(np.float32), fp16)
+        bias = self.const(f"tb{len(self.tensors)}", rng.normal(0, 0.1, cout).astype(np.float32), fp16)
+        oh, ow = (h * stride, w * stride) if same else (h * stride + max(k - stride, 0), w * stride + max(k - stride, 0))
+        y = self.tensor(f"tconv{len(self.tensors)}", (n, oh, ow, cout))
+        self.op("Convolution2DTransposeBias", [x, wgt, bias], [y], custom=struct.pack("<3i", 1 if same else 2, stride, stride))
         return y
 
 
@@ -523,6 +583,188 @@ def test_converter_checks_declared_shapes() -> None:
         convert(b.build([x], [y]))
 
 
+# -- the selfie-segmentation operators vs numpy references (TFLite's reference kernels) -----------
+
+
+def ref_transpose_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, same: bool) -> np.ndarray:
+    """TFLite's reference TransposeConv plus bias: input pixel i scatters to i * stride - pad + k."""
+    n, h, wd, _ = x.shape
+    cout, kh, kw, _ = w.shape
+    oh, ow = (h * stride, wd * stride) if same else (h * stride + max(kh - stride, 0), wd * stride + max(kw - stride, 0))
+    # the padding of the forward convolution oh -> h (ComputePaddingHeightWidth), "before" only
+    ph = max((-(-oh // stride) - 1) * stride + kh - oh, 0) // 2 if same else 0
+    pw = max((-(-ow // stride) - 1) * stride + kw - ow, 0) // 2 if same else 0
+    out = np.zeros((n, oh, ow, cout), np.float64)
+    for iy in range(h):
+        for ix in range(wd):
+            for fy in range(kh):
+                for fx in range(kw):
+                    oy, ox = iy * stride - ph + fy, ix * stride - pw + fx
+                    if 0 <= oy < oh and 0 <= ox < ow:
+                        out[:, oy, ox, :] += x[:, iy, ix, :].astype(np.float64) @ w[:, fy, fx, :].T.astype(np.float64)
+    return out + b
+
+
+def ref_resize_bilinear(x: np.ndarray, oh: int, ow: int, align: bool, half: bool) -> np.ndarray:
+    """TFLite's reference ResizeBilinear (ComputeInterpolationValues)."""
+
+    def axis(out: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        scale = (size - 1) / (out - 1) if align and out > 1 else size / out
+        v = (np.arange(out) + 0.5) * scale - 0.5 if half else np.arange(out) * scale
+        lo = np.maximum(np.floor(v), 0).astype(int)
+        hi = np.minimum(np.ceil(v), size - 1).astype(int)
+        return lo, hi, v - lo
+
+    y0, y1, fy = axis(oh, x.shape[1])
+    x0, x1, fx = axis(ow, x.shape[2])
+    fy, fx = fy[None, :, None, None], fx[None, None, :, None]
+    top = x[:, y0][:, :, x0] * (1 - fx) + x[:, y0][:, :, x1] * fx
+    bottom = x[:, y1][:, :, x0] * (1 - fx) + x[:, y1][:, :, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def ref_avg_pool(x: np.ndarray, k: int, stride: int, padding: int) -> np.ndarray:
+    """TFLite's reference AveragePool: the mean of each window's in-bounds cells."""
+    n, h, w, c = x.shape
+    oh, ow = _out(h, k, stride, 1, padding), _out(w, k, stride, 1, padding)
+    pt = max((oh - 1) * stride + k - h, 0) // 2 if padding == SAME else 0
+    pl = max((ow - 1) * stride + k - w, 0) // 2 if padding == SAME else 0
+    out = np.zeros((n, oh, ow, c))
+    for i in range(oh):
+        for j in range(ow):
+            y0, x0 = i * stride - pt, j * stride - pl
+            out[:, i, j] = x[:, max(y0, 0) : min(y0 + k, h), max(x0, 0) : min(x0 + k, w)].mean(axis=(1, 2))
+    return out
+
+
+def _single_op(shape: tuple[int, ...], make) -> tuple[bytes, int]:
+    b = TFLiteBuilder()
+    x = b.tensor("image", shape)
+    y = make(b, x)
+    return b.build([x], [y]), y
+
+
+@pytest.mark.parametrize(
+    "h, w, c, cout, k, stride, same",
+    [(4, 5, 3, 2, 2, 2, True), (5, 3, 4, 3, 3, 2, True), (3, 4, 2, 1, 4, 2, True), (4, 4, 3, 2, 3, 1, True),
+     (3, 5, 2, 2, 3, 2, False), (2, 3, 3, 4, 1, 3, False), (4, 3, 2, 3, 5, 3, True)],
+)  # fmt: skip
+def test_transpose_conv_bias_matches_numpy_reference(
+    h: int, w: int, c: int, cout: int, k: int, stride: int, same: bool
+) -> None:
+    data, y = _single_op((1, h, w, c), lambda b, x: b.transpose_conv_bias(x, cout, k, stride, same, fp16=True))
+    m = read_model(data)
+    g = m.subgraphs[0]
+    op = g.operators[-1]
+    assert m.custom_codes[op.opcode] == "Convolution2DTransposeBias" and len(op.custom_options) == 12
+    wgt = m.tensor_data(g, op.inputs[1] - 1).astype(np.float32)  # the float16 constants, widened
+    bias = m.tensor_data(g, op.inputs[2] - 1).astype(np.float32)
+    x = np.random.default_rng(h * 31 + w).normal(0, 1, (1, h, w, c)).astype(np.float32)
+    (got,) = run_onnx(convert(data), x)
+    ref = ref_transpose_conv(x, wgt, bias, stride, same)
+    assert got.shape == ref.shape == g.tensors[y].shape
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_transpose_conv_bias_rejects_bad_custom_options() -> None:
+    b = TFLiteBuilder()
+    x = b.tensor("image", (1, 3, 3, 2))
+    y = b.transpose_conv_bias(x, 2, 2, 2, True)
+    b.ops[-1].fields[5] = V("B", struct.pack("<2i", 1, 2))  # padding and one stride only
+    with pytest.raises(ModelFetchError, match="custom options of 8 bytes"):
+        convert(b.build([x], [y]))
+    b.ops[-1].fields[5] = V("B", struct.pack("<3i", 7, 2, 2))
+    with pytest.raises(ModelFetchError, match="unknown padding 7"):
+        convert(b.build([x], [y]))
+
+
+def test_unknown_custom_op_is_named() -> None:
+    b = TFLiteBuilder()
+    x = b.tensor("image", (1, 3, 3, 2))
+    y = b.tensor("out", (1, 3, 3, 2))
+    b.op("MaxPoolingWithArgmax2D", [x], [y], custom=b"")
+    with pytest.raises(ModelFetchError, match="unsupported operator CUSTOM:MaxPoolingWithArgmax2D"):
+        convert(b.build([x], [y]))
+
+
+@pytest.mark.parametrize(
+    "h, w, oh, ow, align, half",
+    [(4, 4, 8, 8, False, False), (4, 4, 8, 8, False, True), (4, 4, 8, 8, True, False),
+     (5, 3, 7, 11, False, True), (5, 3, 7, 11, True, False), (6, 6, 3, 4, False, False), (1, 3, 2, 6, False, True)],
+)  # fmt: skip
+def test_resize_bilinear_matches_numpy_reference(h: int, w: int, oh: int, ow: int, align: bool, half: bool) -> None:
+    data, _ = _single_op((1, h, w, 3), lambda b, x: b.resize(x, oh, ow, align, half))
+    x = np.random.default_rng(h + 7 * w).normal(0, 1, (1, h, w, 3)).astype(np.float32)
+    (got,) = run_onnx(convert(data), x)
+    np.testing.assert_allclose(got, ref_resize_bilinear(x, oh, ow, align, half), atol=1e-5)
+
+
+@pytest.mark.parametrize("k, stride, padding", [(0, 0, VALID), (3, 2, SAME), (2, 2, VALID), (3, 1, SAME), (4, 3, SAME)])
+def test_average_pool_matches_numpy_reference(k: int, stride: int, padding: int) -> None:
+    data, _ = _single_op((1, 7, 6, 4), lambda b, x: b.avg_pool(x, k, stride, padding))
+    x = np.random.default_rng(k).normal(0, 1, (1, 7, 6, 4)).astype(np.float32)
+    m = convert(data)
+    (got,) = run_onnx(m, x)
+    ref = x.mean(axis=(1, 2), keepdims=True) if k == 0 else ref_avg_pool(x, k, stride, padding)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    if k == 0:  # one window over the whole input is a global pool
+        assert "GlobalAveragePool" in {n.op_type for n in m.graph.node}
+
+
+def test_hard_swish_logistic_and_broadcast_mul_match_numpy() -> None:
+    def make(b: TFLiteBuilder, x: int) -> int:
+        hs = b.unary(BuiltinOp.HARD_SWISH, x)
+        gate = b.unary(BuiltinOp.LOGISTIC, b.avg_pool(hs, 0, 0, VALID))  # (1, 1, 1, C): squeeze-excitation
+        return b.mul(hs, gate)
+
+    data, _ = _single_op((1, 5, 4, 6), make)
+    x = np.random.default_rng(3).normal(0, 3, (1, 5, 4, 6)).astype(np.float32)  # spans both hard-swish knees
+    (got,) = run_onnx(convert(data), x)
+    hs = x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+    gate = 1.0 / (1.0 + np.exp(-hs.mean(axis=(1, 2), keepdims=True)))
+    np.testing.assert_allclose(got, hs * gate, atol=1e-5, rtol=1e-5)
+
+
+def test_mul_rejects_activation_of_another_rank() -> None:
+    b = TFLiteBuilder()
+    x = b.tensor("image", (1, 3, 3, 2))
+    flat = b.reshape(b.avg_pool(x, 0, 0, VALID), (1, 2))  # broadcasts in NHWC, not in storage
+    y = b.tensor("out", (1, 3, 3, 2))
+    b.op(BuiltinOp.MUL, [x, flat], [y], 21, T({0: ("b", NONE)}))
+    with pytest.raises(ModelFetchError, match="another rank"):
+        convert(b.build([x], [y]))
+
+
+def selfie_like(h: int = 12, w: int = 10) -> bytes:
+    """A small graph of the selfie-segmentation model's shape: MobileNetV3 blocks with
+    squeeze-excitation, bilinear up-sampling and the custom transposed convolution."""
+    b = TFLiteBuilder()
+    x = b.tensor("image", (1, h, w, 3))
+    y = b.unary(BuiltinOp.HARD_SWISH, b.conv(x, 8, 3, 2, SAME, fp16=True))
+    skip = y
+    y = b.relu(b.depthwise(y, 3, 2, SAME))
+    se = b.unary(BuiltinOp.LOGISTIC, b.conv(b.relu(b.conv(b.avg_pool(y, 0, 0, VALID), 4, 1, 1, VALID)), 8, 1, 1, VALID))
+    y = b.mul(y, se)
+    y = b.avg_pool(y, 3, 1, SAME)
+    _, hh, ww, _ = b.shapes[skip]
+    y = b.add(b.conv(b.resize(y, hh, ww, half_pixel=True), 8, 1, 1, VALID), skip)
+    y = b.transpose_conv_bias(y, 1, 2, 2, True, fp16=True)
+    return b.build([x], [b.unary(BuiltinOp.LOGISTIC, y)])
+
+
+@needs_litert
+def test_converter_matches_tflite_on_selfie_like_graph() -> None:
+    data = selfie_like()
+    x = np.random.default_rng(5).uniform(0, 1, (1, 12, 10, 3)).astype(np.float32)
+    try:
+        ref = run_tflite(data, x)
+    except RuntimeError as exc:  # a LiteRT build without MediaPipe's custom op (XNNPACK provides it)
+        pytest.skip(f"this LiteRT cannot run Convolution2DTransposeBias: {exc}")
+    (got,) = run_onnx(convert(data), x)
+    assert got.shape == ref[0].shape == (1, 12, 10, 1)
+    np.testing.assert_allclose(got, ref[0], atol=1e-5)
+
+
 # -- the real MediaPipe graphs -------------------------------------------------------------------
 
 
@@ -535,11 +777,12 @@ _TOLERANCES = {
     "face_detector": (REGRESSOR_ATOL, CLASSIFICATOR_ATOL),
     "face_landmark": (LANDMARK_ATOL, FLAG_ATOL),
     "iris_landmark": (IRIS_ATOL, IRIS_ATOL),
+    "selfie_segmentation": (SELFIE_ATOL,),
 }
 
 
 @needs_litert
-@pytest.mark.parametrize("name", ["face_detector", "face_landmark", "iris_landmark"])
+@pytest.mark.parametrize("name", ["face_detector", "face_landmark", "iris_landmark", "selfie_segmentation"])
 def test_parity_random_inputs(models, name: str) -> None:
     for seed in range(3):
         x = _random_input(name, seed)
@@ -596,13 +839,31 @@ def test_parity_real_faces(models, data_dir: Path) -> None:
     assert faces >= 1
 
 
+@needs_litert
+def test_selfie_segmentation_parity_and_mask_on_portrait(models, portrait) -> None:
+    """The converted segmentation graph matches LiteRT on a real photo, and finds the person."""
+    from PIL import Image
+
+    x = np.asarray(Image.fromarray(portrait).resize((256, 256), Image.BILINEAR), np.float32)[None] / 255.0
+    (ref,) = run_tflite(models.tflite["selfie_segmentation"], x)
+    (got,) = run_onnx(models.onnx["selfie_segmentation"], x)
+    assert got.shape == ref.shape == (1, 256, 256, 1)
+    assert float(np.abs(ref - got).max()) <= SELFIE_ATOL
+    mask = got[0, :, :, 0]
+    assert mask[25:70, 95:140].mean() > 0.95  # the astronaut's head
+    assert mask[160:250, 40:200].mean() > 0.8  # her shoulders and suit
+    assert mask[:40, :40].mean() < 0.1 and mask[:40, -40:].mean() < 0.1  # the studio backdrop
+
+
 def test_real_graphs_are_trt_friendly(models) -> None:
     allowed = {"Transpose", "Conv", "Relu", "Clip", "PRelu", "Add", "MaxPool", "Pad", "Reshape", "Concat"}
+    # the segmentation graph's extra ops, all in TensorRT's ONNX parser (rank 4, static shapes)
+    selfie = {"HardSwish", "Sigmoid", "Mul", "GlobalAveragePool", "Resize", "ConvTranspose"}
     for name, path in models.onnx.items():
         m = onnx.load(path)
         spec = MODEL_SPECS[name]
         assert m.opset_import[0].version == 17 and m.ir_version == 8
-        assert {n.op_type for n in m.graph.node} <= allowed, name
+        assert {n.op_type for n in m.graph.node} <= allowed | (selfie if name == "selfie_segmentation" else set()), name
         assert [n.op_type for n in m.graph.node if "input" in n.input] == ["Transpose"]
         inp = m.graph.input[0]
         assert inp.name == spec.input_name
@@ -657,7 +918,7 @@ def test_facelink_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_model_specs_are_pinned_and_versioned() -> None:
-    assert set(MODEL_SPECS) == {"face_detector", "face_landmark", "iris_landmark"}
+    assert set(MODEL_SPECS) == {"face_detector", "face_landmark", "iris_landmark", "selfie_segmentation"}
     for spec in MODEL_SPECS.values():
         assert len(spec.sha256) == 64 and spec.member.startswith("mediapipe/modules/")
         assert spec.onnx_filename.endswith(f"-c{CONVERTER_VERSION}.onnx") and spec.sha256[:12] in spec.onnx_filename

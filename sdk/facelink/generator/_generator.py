@@ -48,6 +48,7 @@ from ._mesh import (
     load_mesh,
 )
 from ._plate import Plate, build_plate
+from ._segment import segment
 from ._raster import Rasterizer
 from ._refine import Refiner, refiner_inputs, resolve_refiner
 from ._warp import Warp
@@ -144,6 +145,10 @@ class Generator:
     bilinearly (exact inside triangles, slightly soft along folds), while the mouth and eyes are
     always rasterised at full resolution; use it for large faces (see docs/generator.md).
 
+    ``segmentation``: ``"auto"`` (default) segments the person for the background plate with
+    MediaPipe's selfie-segmentation network when the model cache holds it, else by colour;
+    ``"off"`` always by colour (see ``_plate.py`` and :attr:`plate_source`).
+
     ``refiner``: the learned refinement stage (``_refine.py``) applied to the warped face box:
     ``"off"``/``None`` (default) the pure warp, ``"on"`` the shipped network, or a path to
     another ONNX refiner.  Off by default until it beats the warp by the project's bar (see
@@ -162,6 +167,7 @@ class Generator:
         flow_scale: float = 1.0,
         refiner: str | None = "off",
         reference_eyes: object = None,
+        segmentation: str = "auto",
     ) -> None:
         img = np.asarray(reference_image)
         if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 2 or img.shape[1] < 2:
@@ -171,6 +177,10 @@ class Generator:
         ref = _check_landmarks("reference_landmarks", reference_landmarks)
         if not isinstance(flow_scale, (int, float)) or isinstance(flow_scale, bool) or not 0.25 <= flow_scale <= 1.0:
             raise ValueError(f"flow_scale must be a number in [0.25, 1], got {flow_scale!r}")
+        if segmentation not in ("auto", "off"):
+            raise ValueError(f"segmentation must be 'auto' or 'off', got {segmentation!r}")
+        self._segmentation = segmentation
+        self._backend_name = backend
         self.reference_image = np.ascontiguousarray(img)
         self.reference_landmarks = ref
         self._k = int(round(1.0 / float(flow_scale)))
@@ -371,6 +381,15 @@ class Generator:
         return self._box
 
     @property
+    def plate_source(self) -> str:
+        """What segmented the background plate: ``"network"`` (MediaPipe's selfie segmentation),
+        ``"colour"`` (the fallback: model not cached, ``segmentation="off"``, or no person found
+        on the face) or ``"none"`` (no background in the source region: no plate)."""
+        if not self._plate.segmented:
+            return "none"
+        return "network" if self._plate.by_model else "colour"
+
+    @property
     def backend(self) -> str:
         """Name of the inference backend running the warp."""
         return self._warp.session.backend
@@ -426,7 +445,8 @@ class Generator:
         xs = np.arange(sx0, sx1, dtype=np.float64)[None, :] - t0[0]
         r2 = r0[:2, :2] / max(float(np.linalg.det(r0[:2, :2])), 1e-6) ** 0.5
         yc = (r2[0, 1] * xs + r2[1, 1] * ys) / s0
-        return build_plate(img[sy0:sy1, sx0:sx1], lev[..., 0], yc > canon[152, 1])
+        person = segment(img, region, self._backend_name) if self._segmentation == "auto" else None
+        return build_plate(img[sy0:sy1, sx0:sx1], lev[..., 0], yc > canon[152, 1], person)
 
     def _plate_under(self, box: tuple[int, int, int, int]) -> np.ndarray:
         """The plate under a face box, (1, 3, h, w) float32 (cached per box)."""

@@ -1,9 +1,24 @@
-"""TFLite → ONNX conversion for FaceLink's encoder graphs (BlazeFace, Face Mesh, Iris).
+"""TFLite → ONNX conversion for FaceLink's MediaPipe graphs (BlazeFace, Face Mesh, Iris, selfie segmentation).
 
 The converter handles exactly the operators those graphs use — CONV_2D, DEPTHWISE_CONV_2D,
 PRELU, RELU, ADD, MAX_POOL_2D, PAD, RESHAPE, CONCATENATION and DEQUANTIZE (of float16
-constants) — and rejects anything else with a :class:`~facelink.errors.ModelFetchError` that
-names the operator.
+constants); for the selfie-segmentation graph also HARD_SWISH, LOGISTIC, MUL (with a broadcast
+squeeze-excitation operand), AVERAGE_POOL_2D, RESIZE_BILINEAR and MediaPipe's custom
+``Convolution2DTransposeBias`` — and rejects anything else with a
+:class:`~facelink.errors.ModelFetchError` that names the operator.
+
+Operator notes.  ``HARD_SWISH`` is ONNX ``HardSwish`` (``x * relu6(x + 3) / 6``);
+``AVERAGE_POOL_2D`` is ``AveragePool`` with ``count_include_pad=0`` (TFLite averages the
+in-bounds cells only), or ``GlobalAveragePool`` when one VALID window covers the input;
+``RESIZE_BILINEAR`` is ``Resize`` (linear) with ``align_corners``, ``half_pixel`` or
+``asymmetric`` coordinates as its options say (TFLite and ONNX Runtime both clamp source
+coordinates to the input).  ``Convolution2DTransposeBias`` (custom options: the C struct
+``{int32 padding (1 SAME, 2 VALID), stride_w, stride_h}``, weights ``[O, KH, KW, I]``, bias
+``[O]``) is ``ConvTranspose``: an input pixel ``i`` lands at ``i * stride - pad_before + k``, with
+``pad_before`` from TFLite's padding rule applied to the output size (SAME: output = input *
+stride, ``pad_before = total // 2`` of ``total = (in - 1) * stride + k - out``); the pixels past
+the output size are cut (``pads`` end), and output pixels no tap reaches (a kernel shorter than
+the stride) are added by ``output_padding`` (they hold the bias alone).
 
 Layout.  TFLite is NHWC; inside the ONNX graph every rank-4 activation is NCHW (one Transpose
 after the input, one before each rank-4 output), so every convolution, pool and pad is a plain
@@ -39,6 +54,7 @@ quantizes that form (:mod:`facelink.models._quantize`).
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,9 +72,11 @@ from ._tflite import (
     Conv2DOptions,
     DepthwiseConv2DOptions,
     Model,
+    MulOptions,
     Operator,
     Padding,
     Pool2DOptions,
+    ResizeBilinearOptions,
     SubGraph,
     TensorType,
     op_name,
@@ -421,6 +439,117 @@ class _Graph:
             raise self.err(f"tensor {self.g.tensors[idx].name!r} is written twice")
         self.consts[idx] = data.astype(np.float32)
 
+    def unary(self, op: Operator, onnx_op: str) -> None:
+        """An elementwise operator with no options (LOGISTIC → Sigmoid, HARD_SWISH → HardSwish)."""
+        self.n_inputs(op, 1)
+        self.set_output(op, self.node(onnx_op, [self.act(op.inputs[0])]), self.tshape(op.inputs[0]))
+
+    def mul(self, op: Operator) -> None:
+        """MUL; one activation may broadcast over the other (squeeze-excitation's channel scale)."""
+        opt = op.options
+        fused = opt.activation if isinstance(opt, MulOptions) else Activation.NONE
+        self.n_inputs(op, 2)
+        a, b = op.inputs
+        if min(a, b) < 0:
+            raise self.err("an input is absent")
+        if self.const(a) is not None and self.const(b) is not None:
+            raise self.err("multiplying two constants is not supported")
+        try:
+            shape = tuple(int(d) for d in np.broadcast_shapes(self.tshape(a), self.tshape(b)))
+        except ValueError:
+            raise self.err(f"shapes {list(self.tshape(a))} and {list(self.tshape(b))} do not broadcast") from None
+        for i in (a, b):
+            # an activation of the output's rank broadcasts the same way in NCHW (both transposed)
+            if self.const(i) is None and len(self.tshape(i)) != len(shape):
+                raise self.err("broadcasting an activation of another rank is not supported")
+        y = self.node("Mul", [self.operand(a, shape), self.operand(b, shape)])
+        self.set_output(op, self.activation(y, fused), shape)
+
+    def average_pool(self, op: Operator) -> None:
+        opt = op.options
+        if not isinstance(opt, Pool2DOptions):
+            raise self.err("missing or wrong builtin options")
+        self.n_inputs(op, 1)
+        x = self.act(op.inputs[0])
+        n, h, w, c = self._rank4(op.inputs[0])
+        if min(opt.stride_h, opt.stride_w, opt.filter_h, opt.filter_w) < 1:
+            raise self.err("strides and filter sizes must be >= 1")
+        oh, pt, pb = _window(h, opt.filter_h, opt.stride_h, 1, opt.padding)
+        ow, pl, pr = _window(w, opt.filter_w, opt.stride_w, 1, opt.padding)
+        if (oh, ow) == (1, 1) and (opt.filter_h, opt.filter_w) == (h, w) and opt.padding == Padding.VALID:
+            y = self.node("GlobalAveragePool", [x])
+        else:  # TFLite divides by the in-bounds cells of each window: count_include_pad=0
+            y = self.node(
+                "AveragePool",
+                [x],
+                kernel_shape=[opt.filter_h, opt.filter_w],
+                strides=[opt.stride_h, opt.stride_w],
+                pads=[pt, pl, pb, pr],
+                count_include_pad=0,
+            )
+        self.set_output(op, self.activation(y, opt.activation), (n, oh, ow, c))
+
+    def resize_bilinear(self, op: Operator) -> None:
+        opt = op.options
+        if not isinstance(opt, ResizeBilinearOptions):
+            raise self.err("missing or wrong builtin options")
+        self.n_inputs(op, 2)
+        x = self.act(op.inputs[0])
+        n, h, w, c = self._rank4(op.inputs[0])
+        size = np.asarray(self.need_const(op.inputs[1], "size"))
+        if size.dtype.kind not in "iu" or size.shape != (2,) or (size < 1).any():
+            raise self.err(f"size {size.tolist()} is not two positive integers")
+        oh, ow = (int(v) for v in size)
+        if opt.align_corners and opt.half_pixel_centers:
+            raise self.err("align_corners and half_pixel_centers together are not supported")
+        mode = "align_corners" if opt.align_corners else "half_pixel" if opt.half_pixel_centers else "asymmetric"
+        sizes = self.init(f"{self.op_label}_sizes", np.array([n, c, oh, ow], np.int64))
+        y = self.node("Resize", [x, "", "", sizes], mode="linear", coordinate_transformation_mode=mode)
+        self.set_output(op, y, (n, oh, ow, c))
+
+    def transpose_conv_bias(self, op: Operator) -> None:
+        """MediaPipe's ``Convolution2DTransposeBias`` custom op as ``ConvTranspose`` (module doc)."""
+        self.n_inputs(op, 3)
+        raw = op.custom_options
+        if len(raw) < 12:
+            raise self.err(f"custom options of {len(raw)} bytes; expected padding, stride_w, stride_h (12 bytes)")
+        padding, stride_w, stride_h = struct.unpack_from("<3i", raw)
+        if padding not in (1, 2):  # TfLitePadding: 1 SAME, 2 VALID
+            raise self.err(f"unknown padding {padding} in custom options")
+        if min(stride_w, stride_h) < 1:
+            raise self.err(f"strides ({stride_h}, {stride_w}) must be >= 1")
+        x = self.act(op.inputs[0])
+        n, h, w, c = self._rank4(op.inputs[0])
+        kernel = np.asarray(self.need_const(op.inputs[1], "filter"), dtype=np.float32)
+        if kernel.ndim != 4 or kernel.shape[3] != c:
+            raise self.err(f"filter shape {list(kernel.shape)} does not fit {c} input channels")
+        cout, kh, kw = kernel.shape[:3]
+        bias = np.asarray(self.need_const(op.inputs[2], "bias"), dtype=np.float32)
+        if bias.shape != (cout,):
+            raise self.err(f"bias shape {list(bias.shape)} does not match {cout} output channels")
+        dims = []
+        for size, k, stride in ((h, kh, stride_h), (w, kw, stride_w)):
+            out = size * stride if padding == 1 else size * stride + max(k - stride, 0)
+            # TFLite's padding rule for the forward convolution out -> size; only "before" is used
+            total = max((-(-out // stride) - 1) * stride + k - out, 0) if padding == 1 else 0
+            before = total // 2
+            after = (size - 1) * stride + k - out - before
+            # a kernel shorter than the stride leaves the last output pixels uncovered (bias only):
+            # ONNX's output_padding (< stride) extends the output at the end
+            dims.append((out, before, max(after, 0), max(-after, 0)))
+        (oh, pt, pb, eh), (ow, pl, pr, ew) = dims
+        extra = {"output_padding": [eh, ew]} if eh or ew else {}
+        weight = self.init(self.g.tensors[op.inputs[1]].name, kernel.transpose(3, 0, 1, 2))  # IOHW
+        y = self.node(
+            "ConvTranspose",
+            [x, weight, self.init(self.g.tensors[op.inputs[2]].name, bias)],
+            kernel_shape=[kh, kw],
+            strides=[stride_h, stride_w],
+            pads=[pt, pl, pb, pr],
+            **extra,
+        )
+        self.set_output(op, y, (n, oh, ow, cout))
+
     def split_padded_adds(self) -> None:
         """``Add(Pad_channels(m), Conv(z))`` → ``Concat(Add(m, Conv(z)[:C]), Conv(z)[C:])`` (module doc)."""
         inits = {t.name: t for t in self.inits}
@@ -536,18 +665,25 @@ def convert(
         BuiltinOp.RESHAPE: b.reshape,
         BuiltinOp.CONCATENATION: b.concat,
         BuiltinOp.DEQUANTIZE: b.dequantize,
+        BuiltinOp.HARD_SWISH: lambda op: b.unary(op, "HardSwish"),
+        BuiltinOp.LOGISTIC: lambda op: b.unary(op, "Sigmoid"),
+        BuiltinOp.MUL: b.mul,
+        BuiltinOp.AVERAGE_POOL_2D: b.average_pool,
+        BuiltinOp.RESIZE_BILINEAR: b.resize_bilinear,
     }
+    custom_handlers = {"Convolution2DTransposeBias": b.transpose_conv_bias}
     for k, op in enumerate(g.operators):
         code = model.operator_codes[op.opcode]
         custom = model.custom_codes[op.opcode]
         b.op_index = k
         b.op_label = op_name(code) if custom is None else f"CUSTOM:{custom}"
-        handler = handlers.get(code) if custom is None else None
+        handler = handlers.get(code) if custom is None else custom_handlers.get(custom)
         if handler is None:
             raise _fail(
                 f"unsupported operator {b.op_label} (operator {k}); FaceLink converts only "
                 "CONV_2D, DEPTHWISE_CONV_2D, PRELU, RELU, ADD, MAX_POOL_2D, PAD, RESHAPE, "
-                "CONCATENATION, DEQUANTIZE"
+                "CONCATENATION, DEQUANTIZE, HARD_SWISH, LOGISTIC, MUL, AVERAGE_POOL_2D, "
+                "RESIZE_BILINEAR and CUSTOM:Convolution2DTransposeBias"
             )
         handler(op)
     if rewrite_for_cpu:

@@ -1,7 +1,7 @@
 """Fetch, verify, convert and cache FaceLink's encoder models.
 
-The BlazeFace and Face Mesh (and Iris) ``.tflite`` graphs ship inside the
-``mediapipe==0.10.18`` wheel.  FaceLink never commits weights; on first use it obtains that
+The BlazeFace and Face Mesh (and Iris) ``.tflite`` graphs, and the selfie-segmentation graph
+the generator's background plate uses, ship inside the ``mediapipe==0.10.18`` wheel.  FaceLink never commits weights; on first use it obtains that
 wheel (an explicit path, ``FACELINK_MEDIAPIPE_WHEEL``, ``pip download``, or PyPI's JSON API
 when pip is missing), extracts only the pinned members, checks their SHA-256, converts them to
 ONNX with :mod:`facelink.models._convert`, and caches both under ``$FACELINK_HOME/models``::
@@ -9,9 +9,11 @@ ONNX with :mod:`facelink.models._convert`, and caches both under ``$FACELINK_HOM
     face_detection_short_range.tflite                 verified source graphs (pre-seedable)
     face_landmark.tflite
     iris_landmark.tflite
-    face_detector-bbff11cebd1e-c1.onnx                converted graphs: model name, source
-    face_landmark-1055cb9d4a9c-c1.onnx                hash prefix and converter version
-    iris_landmark-d1744d2a09c2-c1.onnx
+    selfie_segmentation.tflite
+    face_detector-bbff11cebd1e-c2.onnx                converted graphs: model name, source
+    face_landmark-1055cb9d4a9c-c2.onnx                hash prefix and converter version
+    iris_landmark-d1744d2a09c2-c2.onnx
+    selfie_segmentation-9ee168ec7c8f-c2.onnx
     .lock                                             fcntl lock held while fetching
 
 Every file is written to a temporary name and renamed into place, under an exclusive lock, so
@@ -76,7 +78,8 @@ class ModelSpec:
 
     The ONNX graph's input ``input_name`` is float32 NHWC ``input_shape`` with values in
     ``input_range``; its outputs are ``output_names`` with ``output_shapes`` (TFLite's shapes,
-    raw values: logits are not passed through a sigmoid).
+    the graph's raw values: logits are not passed through a sigmoid; the selfie mask is a
+    probability because the graph itself ends in LOGISTIC).
     """
 
     name: str
@@ -136,6 +139,20 @@ MODEL_SPECS: Mapping[str, ModelSpec] = types.MappingProxyType(
                 output_names=("eye_contours", "iris"),
                 output_shapes=((1, 213), (1, 15)),
                 tflite_outputs=("output_eyes_contours_and_brows", "output_iris"),
+            ),
+            # the general (square, 256x256) selfie model, not the landscape 144x256 one: the
+            # plate segments a square crop around head and shoulders that it chooses itself, so
+            # the square model sees it undistorted at the higher vertical resolution (hair)
+            ModelSpec(
+                name="selfie_segmentation",
+                member="mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+                sha256="9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+                input_name="input",
+                input_shape=(1, 256, 256, 3),
+                input_range=(0.0, 1.0),
+                output_names=("mask",),
+                output_shapes=((1, 256, 256, 1),),
+                tflite_outputs=("activation_10",),
             ),
         )
     }

@@ -3,8 +3,10 @@
 It decodes the part of the TFLite schema FaceLink's converter needs: the model's buffers and
 operator codes, and for each subgraph its tensors (name, type, shape, buffer), operators
 (opcode, inputs, outputs, builtin options) and graph inputs/outputs.  Builtin options are
-decoded for Conv2D, DepthwiseConv2D, Pool2D, Add, Concatenation and Reshape; other options
-tables are kept as ``None`` (the converter rejects operators it does not know anyway).
+decoded for Conv2D, DepthwiseConv2D, Pool2D, Add, Mul, Concatenation, Reshape and
+ResizeBilinear; other options tables are kept as ``None`` (the converter rejects operators it
+does not know anyway).  A custom operator's ``custom_options`` bytes are kept raw (MediaPipe's
+``Convolution2DTransposeBias`` stores a C struct there, not a FlexBuffer).
 
 FlatBuffers layout reminders: a table starts with an ``int32`` offset back to its vtable
 (``vtable = table - soffset``); the vtable holds ``uint16`` sizes then one ``uint16`` offset
@@ -36,10 +38,12 @@ __all__ = [
     "Conv2DOptions",
     "DepthwiseConv2DOptions",
     "Model",
+    "MulOptions",
     "Operator",
     "Padding",
     "Pool2DOptions",
     "ReshapeOptions",
+    "ResizeBilinearOptions",
     "SubGraph",
     "Tensor",
     "TensorType",
@@ -53,15 +57,21 @@ class BuiltinOp:
     """TFLite ``BuiltinOperator`` codes that FaceLink's graphs use."""
 
     ADD = 0
+    AVERAGE_POOL_2D = 1
     CONCATENATION = 2
     CONV_2D = 3
     DEPTHWISE_CONV_2D = 4
     DEQUANTIZE = 6
+    LOGISTIC = 14
     MAX_POOL_2D = 17
+    MUL = 18
     RELU = 19
     RESHAPE = 22
+    RESIZE_BILINEAR = 23
+    CUSTOM = 32
     PAD = 34
     PRELU = 54
+    HARD_SWISH = 117
 
 
 #: names of common builtin operator codes, for error messages
@@ -173,6 +183,21 @@ class AddOptions:
 
 
 @dataclass(frozen=True)
+class MulOptions:
+    """``MulOptions``: fused activation."""
+
+    activation: int
+
+
+@dataclass(frozen=True)
+class ResizeBilinearOptions:
+    """``ResizeBilinearOptions``: corner alignment and half-pixel centres."""
+
+    align_corners: bool
+    half_pixel_centers: bool
+
+
+@dataclass(frozen=True)
 class ConcatenationOptions:
     """``ConcatenationOptions``: axis (may be negative) and fused activation."""
 
@@ -187,7 +212,16 @@ class ReshapeOptions:
     new_shape: tuple[int, ...]
 
 
-Options = Conv2DOptions | DepthwiseConv2DOptions | Pool2DOptions | AddOptions | ConcatenationOptions | ReshapeOptions
+Options = (
+    Conv2DOptions
+    | DepthwiseConv2DOptions
+    | Pool2DOptions
+    | AddOptions
+    | MulOptions
+    | ConcatenationOptions
+    | ReshapeOptions
+    | ResizeBilinearOptions
+)
 
 
 @dataclass(frozen=True)
@@ -202,12 +236,16 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Operator:
-    """One operator; ``inputs``/``outputs`` index the subgraph's tensors, -1 = optional input absent."""
+    """One operator; ``inputs``/``outputs`` index the subgraph's tensors, -1 = optional input absent.
+
+    ``custom_options``: the raw ``custom_options`` bytes (custom operators), empty when absent.
+    """
 
     opcode: int
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     options: Options | None
+    custom_options: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -388,7 +426,11 @@ _DEPTHWISE_OPTIONS = 2
 _POOL2D_OPTIONS = 5
 _CONCATENATION_OPTIONS = 10
 _ADD_OPTIONS = 11
+_RESIZE_BILINEAR_OPTIONS = 15
 _RESHAPE_OPTIONS = 17
+_MUL_OPTIONS = 21
+#: custom options larger than this are not plausible for any operator FaceLink converts
+_MAX_CUSTOM_OPTIONS = 4096
 
 _MAX_RANK = 8
 
@@ -412,17 +454,25 @@ def _options(kind: int, t: _Table) -> Options | None:
         return ConcatenationOptions(i32(0), b(1))
     if kind == _RESHAPE_OPTIONS:
         return ReshapeOptions(t.ints(0, "ReshapeOptions.new_shape"))
+    if kind == _MUL_OPTIONS:
+        return MulOptions(b(0))
+    if kind == _RESIZE_BILINEAR_OPTIONS:  # fields 0 and 1 (new_height/new_width) are deprecated
+        return ResizeBilinearOptions(bool(t.scalar(2, _U8, 0)), bool(t.scalar(3, _U8, 0)))
     return None
 
 
 def _operator(t: _Table) -> Operator:
     kind = t.scalar(3, _U8, 0)
     opt_table = t.table(4, "builtin options") if kind else None
+    custom = t.bytes_view(5, "Operator.custom_options")
+    if len(custom) > _MAX_CUSTOM_OPTIONS:
+        raise t.r.fail(f"custom options of {len(custom)} bytes (more than {_MAX_CUSTOM_OPTIONS})")
     return Operator(
         opcode=t.scalar(0, _U32, 0),
         inputs=t.ints(1, "Operator.inputs"),
         outputs=t.ints(2, "Operator.outputs"),
         options=_options(kind, opt_table) if opt_table is not None else None,
+        custom_options=bytes(custom),
     )
 
 
