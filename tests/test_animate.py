@@ -111,3 +111,15 @@ def test_idle_motion_rejects_bad_arguments():
         IdleMotion(30, style="wild")
     with pytest.raises(ValueError, match="fps"):
         IdleMotion(0)
+
+
+@pytest.mark.skipif(not __import__("facelink.animate._model", fromlist=["model_path"]).model_path().is_file(), reason="model not shipped")
+def test_predictions_do_not_depend_on_the_batch_size():
+    """The backend reuses its output buffers: every batch's result must be kept, not aliased."""
+    from facelink.animate._model import AudioToExpression
+
+    m = AudioToExpression(backend="onnxruntime")
+    mel = log_mel(_tone(220.0, 3.0) * (np.arange(3 * SAMPLE_RATE) % 8000 < 4000))
+    times = np.arange(90) / 30
+    a, b = m.predict(mel, times, batch=7), m.predict(mel, times, batch=512)
+    assert a.shape == (90, K) and np.allclose(a, b, atol=1e-5) and a.std(axis=0).max() > 0

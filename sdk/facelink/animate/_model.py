@@ -89,5 +89,6 @@ class AudioToExpression:
     def predict(self, mel: np.ndarray, times: np.ndarray, batch: int = 256) -> np.ndarray:
         """(N, K) normalised coefficients for frame ``times`` (s) of a recording's log-mel."""
         x = windows(normalise_mel(mel), times)
-        out = [self._session.run({"mel": x[i : i + batch]})["coeffs"] for i in range(0, len(x), batch)]
+        # copied: the backend reuses its output buffer from run to run
+        out = [self._session.run({"mel": x[i : i + batch]})["coeffs"].copy() for i in range(0, len(x), batch)]
         return np.concatenate(out) if out else np.zeros((0, K), np.float32)

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     a = sub.add_parser("audio2motion", help="train the audio -> expression network of facelink animate")
     a.add_argument("--out", type=Path, required=True, help="run directory (loss.json, audio2motion.onnx)")
     a.add_argument("--cache", type=Path, help="per-clip tracking + speech cache (default: OUT/../speech-cache)")
-    a.add_argument("--epochs", type=int, default=12)
+    a.add_argument("--epochs", type=int, default=5)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--threads", type=int, default=2)
     a.add_argument("--install", action="store_true", help="copy the result over the shipped model (sdk/facelink/animate/data/)")
