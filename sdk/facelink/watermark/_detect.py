@@ -464,6 +464,14 @@ def _cyclic(n: int, extent: int, size: int) -> np.ndarray:
     return idx[idx < extent]
 
 
+def _unwrap(n: int, extent: int, size: int) -> int:
+    """The shift (``n`` or ``n - size``) whose frame covers more of the visible cells without wrapping."""
+    def cover(k: int) -> int:
+        return max(0, min(extent, k + GRID) - max(0, k))
+
+    return n if cover(n) >= cover(n - size) else n - size
+
+
 def _conv_shift(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
     """[..., nv, nu] = sum_c a[..., c] * b[c - n] over (size, size) zero-padded grids (cyclic indices)."""
     fa = np.fft.rfft2(a, s=(size, size))
@@ -696,7 +704,10 @@ class WatermarkDetector:
         cells = np.zeros((m, lc.cv * lc.cu), np.float32)
         cells[:, lc.cells] = np.add.reduceat(vals, lc.starts, axis=1)
         x = _normalise(cells.astype(np.float64)).astype(np.float32)
-        size = _fft_size(max(lc.cu, lc.cv) + GRID)
+        # cyclic shifts on a grid at least as large as the visible one and the frame: every sign then
+        # meets at most one visible cell under any shift (the null stays a unit Rademacher sum), and a
+        # shift that puts the visible cells inside the frame (or the frame inside them) wraps nothing
+        size = _fft_size(max(lc.cu, lc.cv, GRID + 2))
         times = list(times)
         a = _slot_matrix(m).reshape(len(TIME_HYPOTHESES), SLOTS, m)[times].reshape(-1, m)
         groups = (a @ x).reshape(len(times), SLOTS, lc.cv, lc.cu)
@@ -726,8 +737,7 @@ class WatermarkDetector:
         zb, t, tau, nv, nu, fl = best
         sel = g2[t][:, _cyclic(nv, lc.cv, size)][:, :, _cyclic(nu, lc.cu, size)]
         terms = float(den2[t, nv, nu] ** 2 / max(float((sel * sel).sum()), 1e-300))
-        nv = nv - size if nv > size - GRID else nv
-        nu = nu - size if nu > size - GRID else nu
+        nv, nu = _unwrap(nv, lc.cv, size), _unwrap(nu, lc.cu, size)
         scale = GRID / math.sqrt(abs(lc.det))  # marked-frame sides per working frame
         return dict(z=zb, terms=terms, time=times[t], phase=(-tau) % SLOTS, mirrored=bool(fl), crop=1.0 / scale,
                     rotation=0.0, lattice=(lc, nv, nu), hypotheses=len(times) * 2 * SLOTS * n_allowed)  # fmt: skip
