@@ -380,6 +380,8 @@ def _fpr_facelink(clips, seconds: float, limit: int, keys: list[MarkKey], log, c
                 zs.append(r.z if r.z is not None else 0.0)
                 ps.append(r.p_value if r.p_value is not None else 1.0)
                 n_pos += r.synthetic
+            if n_segments % 100 == 0:
+                log(f"  FPR: {n_segments} windows, {n_tests} tests, {n_pos} positive, smallest p {min(ps):.2g}, largest z {max(zs):.2f}")
     zs_a = np.asarray(zs)
     return {
         "hop_s": hop_s,

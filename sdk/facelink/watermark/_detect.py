@@ -353,7 +353,7 @@ def mark_lattice(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             return 0.0
         return float(np.abs(_dft(et, np.array([h[0]]), np.array([h[1]])))[0, 0]) / ring[rad]
 
-    peaks = []
+    peaks, heights = [], []
     for along, across in ((_FX, _FY), (_FY, _FX)):
         # near the axes sit the codec's block grids (and unrotated marks, which the centred and
         # crop searches handle): the lattice search looks for rotated grids only
@@ -361,15 +361,16 @@ def mark_lattice(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if not sector.any():
             return None
         k = int(np.argmax(np.where(sector, s, -1.0)))
-        peak = np.array([_FX.ravel()[k], _FY.ravel()[k]])
-        # a peak is the payload grid's (the sync harmonic at twice its frequency) or the sync grid's
-        # (the payload harmonic at half): keep the reading whose harmonic stands out more
-        peaks.append(2 * peak if strength(2 * peak) > strength(peak / 2) else peak)
-    n0, n1 = (float(np.hypot(*p)) for p in peaks)
-    if n0 > 1.5 * n1:  # one axis read as payload, the other as sync: the grids are square-ish
-        peaks[1] = 2 * peaks[1]
-    elif n1 > 1.5 * n0:
-        peaks[0] = 2 * peaks[0]
+        peaks.append(np.array([_FX.ravel()[k], _FY.ravel()[k]]))
+        heights.append(float(s.ravel()[k]))
+    # the clearer axis decides: its peak is the payload grid's (the sync harmonic at twice its
+    # frequency) or the sync grid's (the payload harmonic at half), whichever harmonic stands out
+    # more; the other axis is that one turned by 90 degrees (square cells), then refined
+    strong = int(np.argmax(heights))
+    p = peaks[strong]
+    sync = 2 * p if strength(2 * p) > strength(p / 2) else p
+    turned = np.array([sync[1], -sync[0]]) if strong == 1 else np.array([-sync[1], sync[0]])
+    peaks = [sync, turned] if strong == 0 else [turned, sync]
     g, c = np.zeros((2, 2)), np.zeros(2)
     for axis, sync in enumerate(peaks):
         if not _LATTICE_BAND[0] <= float(np.hypot(*sync)) <= _LATTICE_BAND[1]:
