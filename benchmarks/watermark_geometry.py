@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "watermark_geometry_results.md"))
     ap.add_argument("--json", default=None)
     ap.add_argument("--note", default="")
+    ap.add_argument("--compare", default=None, metavar="JSON", help="--json of an earlier run (e.g. another detector): adds its z and exact columns")
     args = ap.parse_args(argv)
     root = data_root()
     if root is None:
@@ -228,14 +229,26 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Clips: " + ", ".join(f"`{c.rel}`" for c in clips) + ".",
         "",
-        "| attack | z median (min) | synthetic | payload exact | detect s (median) | frames |",
-        "|---|---|---|---|---|---|",
     ]
+    before = json.loads(Path(args.compare).read_text()) if args.compare else None
+    if before:
+        lines += ["| attack | before: z median (min) | before: exact | z median (min) | synthetic | payload exact | detect s (median) | frames |",
+                  "|---|---|---|---|---|---|---|---|"]
+    else:
+        lines += ["| attack | z median (min) | synthetic | payload exact | detect s (median) | frames |", "|---|---|---|---|---|---|"]
+
+    def zcell(rs: list[dict]) -> str:
+        zs = [r["z"] if r["z"] is not None else 0.0 for r in rs]
+        return f"{np.median(zs):.1f} ({min(zs):.1f})"
+
     for a in names:
         rs = rows[a]
-        zs = [r["z"] if r["z"] is not None else 0.0 for r in rs]
+        old = ""
+        if before:
+            b = before.get(a, [])
+            old = f"{zcell(b)} | {sum(r['exact'] for r in b)}/{len(b)} | " if b else "not run | not run | "
         lines.append(
-            f"| {a} | {np.median(zs):.1f} ({min(zs):.1f}) | {sum(r['synthetic'] for r in rs)}/{len(rs)} | {sum(r['exact'] for r in rs)}/{len(rs)} | "
+            f"| {a} | {old}{zcell(rs)} | {sum(r['synthetic'] for r in rs)}/{len(rs)} | {sum(r['exact'] for r in rs)}/{len(rs)} | "
             f"{np.median([r['seconds'] for r in rs]):.2f} | {rs[0]['frames'] if rs else 0} |"
         )
     psnrs = [r["psnr"] for r in rows[names[0]]]

@@ -353,7 +353,7 @@ def mark_lattice(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             return 0.0
         return float(np.abs(_dft(et, np.array([h[0]]), np.array([h[1]])))[0, 0]) / ring[rad]
 
-    peaks, heights = [], []
+    peaks = []
     for along, across in ((_FX, _FY), (_FY, _FX)):
         # near the axes sit the codec's block grids (and unrotated marks, which the centred and
         # crop searches handle): the lattice search looks for rotated grids only
@@ -362,23 +362,31 @@ def mark_lattice(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         k = int(np.argmax(np.where(sector, s, -1.0)))
         peaks.append(np.array([_FX.ravel()[k], _FY.ravel()[k]]))
-        heights.append(float(s.ravel()[k]))
-    # the clearer axis decides: its peak is the payload grid's (the sync harmonic at twice its
-    # frequency) or the sync grid's (the payload harmonic at half), whichever harmonic stands out
-    # more; the other axis is that one turned by 90 degrees (square cells), then refined
-    strong = int(np.argmax(heights))
-    p = peaks[strong]
-    sync = 2 * p if strength(2 * p) > strength(p / 2) else p
-    turned = np.array([sync[1], -sync[0]]) if strong == 1 else np.array([-sync[1], sync[0]])
-    peaks = [sync, turned] if strong == 0 else [turned, sync]
-    g, c = np.zeros((2, 2)), np.zeros(2)
-    for axis, sync in enumerate(peaks):
-        if not _LATTICE_BAND[0] <= float(np.hypot(*sync)) <= _LATTICE_BAND[1]:
-            return None
-        gx, gy, val = _refine(et, (float(sync[0]), float(sync[1])))
-        g[axis] = (gx, gy)
-        c[axis] = np.angle(-val) / (2 * np.pi)
-    return g, c
+
+    def sync_of(p: np.ndarray) -> np.ndarray:
+        # a peak is the payload grid's (the sync harmonic at twice its frequency) or the sync
+        # grid's (the payload harmonic at half): keep the reading whose harmonic stands out more
+        return 2 * p if strength(2 * p) > strength(p / 2) else p
+
+    def turn(v: np.ndarray, to_axis: int) -> np.ndarray:  # the other axis of square cells
+        return np.array([v[1], -v[0]]) if to_axis == 0 else np.array([-v[1], v[0]])
+
+    s0, s1 = sync_of(peaks[0]), sync_of(peaks[1])
+    candidates = [(s0, s1), (s0, turn(s0, 1)), (turn(s1, 0), s1)]
+    best, best_score = None, -1.0
+    for pair in candidates:
+        g, c, score = np.zeros((2, 2)), np.zeros(2), 0.0
+        for axis, sync in enumerate(pair):
+            if not _LATTICE_BAND[0] <= float(np.hypot(*sync)) <= _LATTICE_BAND[1]:
+                break
+            gx, gy, val = _refine(et, (float(sync[0]), float(sync[1])))
+            g[axis] = (gx, gy)
+            c[axis] = np.angle(-val) / (2 * np.pi)
+            score += strength(g[axis]) + strength(g[axis] / 2)  # both grids' peaks, both axes
+        else:
+            if score > best_score:
+                best, best_score = (g, c), score
+    return best
 
 
 def _box_stack(x: np.ndarray, k: int) -> np.ndarray:
