@@ -2,23 +2,30 @@
 
 Per frame (:func:`cell_vectors`): luma resampled to a ``WORK x WORK`` working frame
 (the pattern is frame-relative, so any rescale lands on the same grid), then
-bump-weighted sums per cell for each geometry hypothesis in :data:`CROPS`: of the
-sync layer's GRID x GRID cells after a local mean is removed, and of the payload
-layer's PAYLOAD_GRID x PAYLOAD_GRID cells after the frame mean is removed.
+bump-weighted sums per cell for each centred geometry hypothesis in :data:`CROPS`: of
+the sync layer's GRID x GRID cells after a local mean is removed, and of the payload
+layer's PAYLOAD_GRID x PAYLOAD_GRID cells after the frame mean is removed.  The
+working luma itself is kept for the geometry searches.
 
 Per window of up to 64 frames (:class:`WatermarkDetector`): a temporal high-pass
 ``d_j = v_j - (v_{j-1} + v_{j+1}) / 2`` removes the static picture (a talking
 head's background is a still image; the sync pattern changes every frame), each
 cell is divided by its RMS over the window (a weight computed from ``d`` alone) and clipped.  For
-every hypothesis (crop, first slot, stride 1 or 2) the statistic is
+every hypothesis (geometry, mirror, frame-rate pattern of :data:`TIME_HYPOTHESES`,
+first slot) the statistic is
 
     z = sum_s <P_s, D_s> / sqrt(sum_s ||D_s||^2),   D_s = sum of the frames given slot s
 
 with ``P_s`` the key's sync signs.  Under "no mark" (or another key's mark) the
 signs are fair coins independent of ``D``, so ``z`` has mean 0 and variance 1 and
 is Gaussian to a very good approximation (thousands of terms); Pinelis' bound for
-Rademacher sums caps the tail at 4.46 x the Gaussian one whatever the video.  The
-p-value is Bonferroni-corrected over hypotheses and windows.
+Rademacher sums caps the tail at 4.46 x the Gaussian one whatever the video.
+
+Geometries: the centred crops above; a rotated lattice estimated without the key
+(:func:`mark_lattice`); and a grid of crop scales and sub-cell offsets.  The last two
+score every whole-cell shift and slot at once with a 3-D FFT (slot x rows x columns).
+The p-value is a weighted Bonferroni bound over the four hypothesis families
+(:data:`FAMILY_SHARES`) and the windows.
 """
 
 from __future__ import annotations
