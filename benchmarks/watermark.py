@@ -348,7 +348,7 @@ class Tally:
         self.bit_acc.append(o.bit_acc)
 
 
-def _fpr_facelink(clips, seconds: float, limit: int, keys: list[MarkKey], log, clip_seconds: float, hop_s: float) -> dict:
+def _fpr_facelink(clips, seconds: float, limit: int, keys: list[MarkKey], log, clip_seconds: float, hop_s: float, from_s: float = 0.0) -> dict:
     """Unmarked 2-s windows of every real (and synthetic/uncertain) clip, tested with several keys."""
     zs, ps, n_tests, n_pos, n_segments = [], [], 0, 0, 0
     for clip in clips:
@@ -361,8 +361,10 @@ def _fpr_facelink(clips, seconds: float, limit: int, keys: list[MarkKey], log, c
         try:
             with open_video(str(clip.path)) as reader:
                 for fr in reader:
+                    if fr.index < int(from_s * fps):
+                        continue
                     probe.add(fr.image)
-                    if probe.frames >= int(clip_seconds * fps):
+                    if probe.frames >= int((clip_seconds - from_s) * fps):
                         break
         except Exception as e:  # noqa: BLE001 - a bad clip is skipped and said so
             log(f"  skip {clip.rel}: {e}")
@@ -450,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="a paragraph for the report (e.g. the commands that produced the parts)")
     ap.add_argument("--fpr-clip-seconds", type=float, default=30.0, help="seconds read from each clip for the FPR windows")
     ap.add_argument("--fpr-hop", type=float, default=0.5, help="seconds between the starts of FPR windows")
+    ap.add_argument("--fpr-from", type=float, default=0.0, help="seconds of each clip skipped before the FPR windows (to extend a run past --fpr-clip-seconds)")
     ap.add_argument("--fpr-shard", default="0/1", metavar="I/N", help="FPR on every N-th clip from the I-th (to run parts in parallel; --fpr-segments is per part)")
     ap.add_argument("--fpr-keys", type=int, default=3, help="keys tested on every FPR window: the public key and N-1 random ones")
     args = ap.parse_args(argv)
@@ -583,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         keys = [MarkKey.from_hex("public")] + [MarkKey.generate() for _ in range(args.fpr_keys - 1)]
         shard, shards = (int(v) for v in args.fpr_shard.split("/"))
         fpr_clips = (root_clips + extra)[shard::shards]
-        fpr = _fpr_facelink(fpr_clips, args.seconds, args.fpr_segments, keys, log, args.fpr_clip_seconds, args.fpr_hop)
+        fpr = _fpr_facelink(fpr_clips, args.seconds, args.fpr_segments, keys, log, args.fpr_clip_seconds, args.fpr_hop, args.fpr_from)
         log(f"FaceLink FPR: {fpr}  [{time.perf_counter() - t_start:.0f} s]")
     base_fpr = {}
     for m in methods_fpr:
