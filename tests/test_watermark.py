@@ -19,7 +19,7 @@ from facelink.watermark import (
     P_THRESHOLD,
     PUBLIC_MARK_KEY,
     SLOTS,
-    STRIDES,
+    TIME_HYPOTHESES,
     MarkKey,
     WatermarkDetector,
     Watermarker,
@@ -29,7 +29,7 @@ from facelink.watermark import (
     receiver_fingerprint,
     session_tag,
 )
-from facelink.watermark._detect import window_statistics
+from facelink.watermark._detect import mark_lattice, window_statistics, working_luma
 from facelink.watermark._ecc import (
     COUNTER_CODE,
     ID_CODE,
@@ -409,8 +409,8 @@ def test_null_statistic_is_standard_normal_and_p_values_are_calibrated():
         key = MarkKey(i.to_bytes(4, "big") + b"calibration")
         for d in highpassed:
             z, _, _ = window_statistics(d, key)
-            assert z.shape == (len(STRIDES), len(CROPS), SLOTS)
-            single += [z[0, 0, i % SLOTS], z[1, 3 + i % 5, (7 * i + 3) % SLOTS]]
+            assert z.shape == (len(TIME_HYPOTHESES), 2, len(CROPS), SLOTS)
+            single += [z[0, 0, 0, i % SLOTS], z[1, 1, 3 + i % 5, (7 * i + 3) % SLOTS], z[2 + i % 9, i % 2, 0, (5 * i) % SLOTS]]
             best.append(z.max())
     single_a = np.asarray(single)
     assert abs(single_a.mean()) < 0.15 and 0.85 < single_a.std() < 1.15
@@ -419,15 +419,96 @@ def test_null_statistic_is_standard_normal_and_p_values_are_calibrated():
     p_single = np.array([0.5 * math.erfc(z / math.sqrt(2)) for z in single_a])
     for q in (0.1, 0.25, 0.5, 0.75):
         assert abs(np.mean(p_single < q) - q) < 0.08
-    # the best of all hypotheses stays far below the decision level (Bonferroni: z > 6.1)
-    n_hyp = len(STRIDES) * len(CROPS) * SLOTS
-    assert max(best) < 5.0
+    # the best of all centred hypotheses stays far below the decision level
+    n_hyp = len(TIME_HYPOTHESES) * 2 * len(CROPS) * SLOTS
+    assert max(best) < 5.5
     assert min(min(1.0, n_hyp * 0.5 * math.erfc(z / math.sqrt(2))) for z in best) >= P_THRESHOLD
-    # and the detector's own p-values agree
-    for i in range(8):
+    # and the whole detector's p-values (every search: centred, lattice, crops) agree
+    for i in range(3):
         key = MarkKey(i.to_bytes(4, "big") + b"calibration")
-        for v in vecs:
-            det = WatermarkDetector(key)
-            det._vectors = list(v.astype(np.float32))
-            r = det.result()
+        for v in videos:
+            r = detect(v, key)
             assert not r.synthetic and r.p_value >= P_THRESHOLD
+
+
+# ------------------------------------------------------------------ geometry and frame rate
+
+
+@pytest.fixture(scope="module")
+def marked256():
+    """One 66-frame window of a 256x256 scene marked from session frame 3000."""
+    return mark(scene(66, 256, seed=21), start=3000)
+
+
+def _rotate(frames, deg):
+    return [np.asarray(Image.fromarray(f).rotate(deg, Image.Resampling.BICUBIC)) for f in frames]
+
+
+def _crop(frames, k, fx, fy):
+    h, w = frames[0].shape[:2]
+    ch, cw = 2 * round(h * k / 2), 2 * round(w * k / 2)  # even: H.264 needs it
+    y, x = round((h - ch) * fy), round((w - cw) * fx)
+    return [np.ascontiguousarray(f[y : y + ch, x : x + cw]) for f in frames]
+
+
+def test_survives_mirroring(marked256):
+    mirrored = [np.ascontiguousarray(f[:, ::-1]) for f in marked256]
+    r = detect(h264(mirrored, crf=23))
+    assert r.synthetic and r.payload == PAYLOAD and r.payload_bits_ok
+    assert r.mirrored is True and r.first_frame_index == 3000
+    assert detect(marked256).mirrored is False
+    # the mirrored clip's mark is not the unmirrored hypotheses' (the test can fail)
+    z, _, _ = window_statistics(np.diff(np.stack([cell_vectors(f) for f in mirrored]).astype(np.float64), 2, axis=0) * -0.5, PUBLIC_MARK_KEY)
+    assert z[:, 0].max() < 6.0 < z[:, 1].max()
+
+
+@pytest.mark.parametrize("deg", [-10, 6, 10])
+def test_survives_rotation(marked256, deg):
+    r = detect(h264(_rotate(marked256, deg), crf=23))
+    assert r.synthetic and r.payload == PAYLOAD and r.payload_bits_ok
+    assert abs(r.rotation - deg) <= 1.5
+
+
+def test_lattice_is_found_without_the_key(marked256):
+    """The energy map of the high-passed frames shows the cell grid: rotation and scale, no key."""
+    lum = np.stack([working_luma(f) for f in _rotate(marked256, 8)])
+    d = lum[1:-1] - 0.5 * (lum[:-2] + lum[2:])
+    g, _ = mark_lattice((d * d).mean(axis=0))
+    assert abs(math.degrees(math.atan2(-g[0, 1], g[0, 0])) - 8) < 1.0
+    assert abs(np.hypot(*g[0]) - GRID) < 0.5 and abs(np.hypot(*g[1]) - GRID) < 0.5
+
+
+@pytest.mark.parametrize("k,fx,fy", [(0.5, 0.5, 0.5), (0.6, 1.0, 1.0), (0.7, 0.0, 0.0), (0.5, 0.2, 0.8)])
+def test_survives_large_and_off_centre_crops(marked256, k, fx, fy):
+    r = detect(h264(_crop(marked256, k, fx, fy), crf=23))
+    assert r.synthetic and r.payload == PAYLOAD and r.payload_bits_ok
+    assert abs(r.crop - k) <= 0.05
+
+
+def _convert_rate(frames, ratio, blend):
+    out, j = [], 0
+    while True:
+        t = j * ratio
+        a = int(math.floor(t)) if blend else int(math.floor(t + 0.5))
+        if a + (1 if blend else 0) >= len(frames):
+            return out
+        w = t - a if blend else 0.0
+        out.append(np.clip((1 - w) * frames[a] + w * frames[min(a + 1, len(frames) - 1)] + 0.5, 0, 255).astype(np.uint8))
+        j += 1
+
+
+@pytest.mark.parametrize("ratio,blend", [(30 / 25, False), (30 / 24, False), (30 / 25, True), (30 / 24, True)])
+def test_survives_frame_rate_conversion(ratio, blend):
+    m = mark(scene(100, 160, seed=22), start=64 * 9 + 17)
+    r = detect(h264(_convert_rate(m, ratio, blend), crf=23))
+    assert r.synthetic and r.payload == PAYLOAD and r.payload_bits_ok
+    assert r.stride == pytest.approx(ratio)
+
+
+def test_geometry_searches_do_not_find_unmarked_or_other_key_marks():
+    clean = scene(66, 256, seed=23)
+    other = mark(clean, key=MarkKey(b"another deployment key 12345678"))
+    for frames in (clean, other):
+        for attacked in (frames, [np.ascontiguousarray(f[:, ::-1]) for f in frames], _rotate(frames, 7), _crop(frames, 0.55, 0.1, 0.9)):
+            r = detect(attacked)
+            assert not r.synthetic and r.p_value >= P_THRESHOLD and r.payload is None

@@ -12,15 +12,19 @@ Pure core: arrays in, arrays/dataclasses out; video I/O lives in ``facelink veri
 """
 
 from ._detect import (
+    CROP_SCALES,
     CROPS,
     MAX_FRAMES,
     MIN_FRAMES,
     P_THRESHOLD,
+    RATES,
     STRIDES,
+    TIME_HYPOTHESES,
     Detection,
     WatermarkDetector,
     cell_vectors,
     detect,
+    mark_lattice,
 )
 from ._embed import DEFAULT_PSNR, MIN_SIDE, Watermarker
 from ._pattern import EPOCH_FRAMES, GRID, PAYLOAD_GRID, PUBLIC_MARK_KEY, SLOTS, MarkKey
@@ -28,6 +32,7 @@ from ._payload import WatermarkPayload, receiver_fingerprint, session_tag
 
 __all__ = [
     "CROPS",
+    "CROP_SCALES",
     "DEFAULT_PSNR",
     "EPOCH_FRAMES",
     "GRID",
@@ -37,8 +42,10 @@ __all__ = [
     "PAYLOAD_GRID",
     "PUBLIC_MARK_KEY",
     "P_THRESHOLD",
+    "RATES",
     "SLOTS",
     "STRIDES",
+    "TIME_HYPOTHESES",
     "Detection",
     "MarkKey",
     "WatermarkDetector",
@@ -46,6 +53,7 @@ __all__ = [
     "Watermarker",
     "cell_vectors",
     "detect",
+    "mark_lattice",
     "receiver_fingerprint",
     "session_tag",
 ]
