@@ -34,7 +34,8 @@ def run(args) -> int:
         fw, fh = sp["face_box"]
         print(
             f"wrote {report['video']} ({report['frames']} frames, {report['width']}x{report['height']}) and "
-            f"{args.out}/report.json: {report['kbps']:.2f} kbps\n"
+            f"{args.out}/report.json: {report['kbps']:.2f} kbps (keypoints {report['kbps_keypoints']:.2f}, "
+            f"sound {report['kbps_audio']:.2f}: {report['speech']['source']} speech, lips from {report['speech']['lips']})\n"
             f"speed on this machine for the demo's portrait (face box {fw}x{fh}, {sp['face_box_share']:.0%} of the frame): "
             f"encoder {report['encoder_fps']} fps, generator alone {report['generator_fps']} fps, receiver end to end "
             f"{sp['receiver_fps']} fps; a face that fills the frame runs several times slower "
