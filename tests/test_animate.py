@@ -123,3 +123,53 @@ def test_predictions_do_not_depend_on_the_batch_size():
     times = np.arange(90) / 30
     a, b = m.predict(mel, times, batch=7), m.predict(mel, times, batch=512)
     assert a.shape == (90, K) and np.allclose(a, b, atol=1e-5) and a.std(axis=0).max() > 0
+
+
+def _voice(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    syll = (np.sin(2 * np.pi * rng.uniform(2.5, 4.5) * t + rng.uniform(0, 6)) > 0).astype(np.float32)
+    return (0.3 * np.sin(2 * np.pi * 140 * t) * syll + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.mark.skipif(not __import__("facelink.animate._model", fromlist=["model_path"]).model_path().is_file(), reason="model not shipped")
+def test_streaming_is_causal_on_time_and_agrees_with_the_whole_recording():
+    from facelink.animate._model import AudioToExpression, StreamingAudioToExpression
+
+    fps = 25.0
+    speech = _voice(12.0, 1)
+    s = StreamingAudioToExpression(fps, backend="onnxruntime", norm_seconds=60.0)
+    assert s.latency_s <= 0.2
+    rows, rng, pos = [], np.random.default_rng(0), 0
+    while pos < speech.size:  # chunks of 5..70 ms, as a microphone delivers them
+        n = int(rng.integers(80, 1120))
+        for f, c in s.push(speech[pos : pos + n]):
+            heard = (pos + n) / SAMPLE_RATE
+            assert f / fps + s.latency_s - 0.006 <= heard <= f / fps + s.latency_s + 0.08  # out as soon as it is due
+            rows.append(c)
+        pos += n
+    got = np.array(rows)
+    assert abs(len(got) - (12.0 - s.latency_s) * fps) <= 2
+    whole = AudioToExpression(backend="onnxruntime").predict(log_mel(speech), np.arange(len(got)) / fps)
+    r = np.corrcoef(mouth_gap(got)[50:], mouth_gap(whole)[50:])[0, 1]
+    assert r > 0.95, r  # the same network on the same features; only the running medians differ
+    # causal: a different future leaves every row already out unchanged
+    s1 = StreamingAudioToExpression(fps, backend="onnxruntime")
+    s2 = StreamingAudioToExpression(fps, backend="onnxruntime")
+    head = s1.push(speech[:80000])
+    assert [f for f, _ in s2.push(speech[:80000])] == [f for f, _ in head] and len(head) > 100
+    tail1 = s1.push(_voice(2.0, 5))
+    tail2 = s2.push(np.zeros(32000, np.float32))
+    assert tail1 and tail2 and tail1[0][0] == tail2[0][0] == head[-1][0] + 1  # the new rows depend on the new audio only
+    assert not np.array_equal(tail1[-1][1], tail2[-1][1])
+
+
+def test_streaming_refuses_bad_input():
+    from facelink.animate._model import StreamingAudioToExpression, model_path
+
+    if not model_path().is_file():
+        pytest.skip("model not shipped")
+    with pytest.raises(ValueError, match="fps"):
+        StreamingAudioToExpression(0)
+    with pytest.raises(ValueError, match="NaN"):
+        StreamingAudioToExpression(25).push(np.array([np.nan], np.float32))

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["HOP_S", "MEL_BINS", "SAMPLE_RATE", "log_mel", "read_speech"]
+__all__ = ["HOP_S", "MEL_BINS", "SAMPLE_RATE", "from_48k", "log_mel", "mel_frames", "read_speech"]
 
 #: input sample rate, feature hop and window
 SAMPLE_RATE = 16000
@@ -48,6 +48,24 @@ def _filters() -> np.ndarray:
     return fb.astype(np.float32)
 
 
+def _window() -> np.ndarray:
+    win = np.zeros(N_FFT, np.float32)
+    off = (N_FFT - WINDOW) // 2
+    win[off : off + WINDOW] = np.hanning(WINDOW).astype(np.float32)
+    return win
+
+
+def mel_frames(padded: np.ndarray, first: int, count: int) -> np.ndarray:
+    """Frames ``first .. first+count-1`` of a signal already padded with ``N_FFT // 2`` zeros in
+    front (frame ``t`` reads ``padded[t * HOP : t * HOP + N_FFT]``): the one place the STFT,
+    filter bank and log are computed, for whole recordings and for streams alike."""
+    if count <= 0:
+        return np.zeros((0, MEL_BINS), np.float32)
+    idx = np.arange(N_FFT)[None, :] + HOP * (first + np.arange(count))[:, None]
+    spec = np.abs(np.fft.rfft(padded[idx] * _window(), axis=1)) ** 2
+    return np.log(spec.astype(np.float32) @ _filters().T + _FLOOR).astype(np.float32)
+
+
 def log_mel(pcm: np.ndarray) -> np.ndarray:
     """(T, MEL_BINS) float32 log-mel energies of 16 kHz mono PCM in [-1, 1]; frame ``t``
     is centred on sample ``t * HOP`` (``T = len(pcm) // HOP + 1``)."""
@@ -56,13 +74,7 @@ def log_mel(pcm: np.ndarray) -> np.ndarray:
         raise ValueError("PCM contains NaN or infinity")
     pad = N_FFT // 2
     x = np.pad(x, (pad, pad))
-    n = (len(x) - N_FFT) // HOP + 1
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(max(n, 0))[:, None]
-    win = np.zeros(N_FFT, np.float32)
-    off = (N_FFT - WINDOW) // 2
-    win[off : off + WINDOW] = np.hanning(WINDOW).astype(np.float32)
-    spec = np.abs(np.fft.rfft(x[idx] * win, axis=1)) ** 2
-    return np.log(spec.astype(np.float32) @ _filters().T + _FLOOR).astype(np.float32)
+    return mel_frames(x, 0, max((len(x) - N_FFT) // HOP + 1, 0))
 
 
 #: the anti-aliasing low-pass of the 48 kHz -> 16 kHz decimation (windowed sinc, cut at 7.2 kHz)

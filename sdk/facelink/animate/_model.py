@@ -17,7 +17,10 @@ import numpy as np
 
 from ._features import HOP_S, MEL_BINS
 
-__all__ = ["AHEAD", "K", "PAST", "AudioToExpression", "model_path", "mouth_gap", "normalise_mel", "target_coeffs", "windows"]
+__all__ = [
+    "AHEAD", "K", "PAST", "AudioToExpression", "StreamingAudioToExpression", "model_path", "mouth_gap", "normalise_mel",
+    "target_coeffs", "windows",
+]  # fmt: skip
 
 #: feature frames (10 ms) the network sees before and after a video frame's time
 PAST = 40
@@ -92,3 +95,81 @@ class AudioToExpression:
         # copied: the backend reuses its output buffer from run to run
         out = [self._session.run({"mel": x[i : i + batch]})["coeffs"].copy() for i in range(0, len(x), batch)]
         return np.concatenate(out) if out else np.zeros((0, K), np.float32)
+
+
+#: per-band medians for the streaming normalisation are taken over this much recent speech
+STREAM_NORM_S = 10.0
+
+
+class StreamingAudioToExpression:
+    """The network run causally on a live voice: 16 kHz PCM in (any chunk sizes), one row of
+    expression coefficients per video frame out, each as soon as the feature frames
+    its window reads exist (180 ms of speech after the frame plus half an analysis window:
+    :attr:`latency_s`, 196 ms).
+
+    Features are computed incrementally with the same code as :func:`log_mel`; the
+    per-band normalisation uses the medians of the last ``norm_seconds`` of speech heard so
+    far (a whole recording uses all of it), so the first second after a start is less sure.
+    """
+
+    def __init__(self, fps: float, path: str | Path | None = None, backend: str = "auto", norm_seconds: float = STREAM_NORM_S) -> None:
+        from ._features import N_FFT
+
+        if not (np.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be > 0, got {fps!r}")
+        self.fps = float(fps)
+        self.net = AudioToExpression(path, backend)
+        self._padded = np.zeros(N_FFT // 2, np.float32)  # the signal, N_FFT/2 zeros in front
+        self._offset = 0  # absolute index of _padded[0] in the padded signal
+        self._mel = np.zeros((0, MEL_BINS), np.float32)  # feature frames kept (recent ones)
+        self._mel_first = 0  # absolute index of _mel[0]
+        self._mel_done = 0  # feature frames computed so far
+        self._norm = max(1, int(round(norm_seconds / HOP_S)))
+        self.frames_out = 0
+
+    @property
+    def latency_s(self) -> float:
+        """Speech needed after a frame's time before its row comes out."""
+        from ._features import N_FFT, SAMPLE_RATE
+
+        return (AHEAD - 1) * HOP_S + (N_FFT // 2) / SAMPLE_RATE
+
+    def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Add speech; returns ``(frame index, coefficients (K,))`` for every frame now due."""
+        from ._features import HOP, N_FFT, mel_frames
+
+        x = np.asarray(pcm, np.float32).reshape(-1)
+        if not np.isfinite(x).all():
+            raise ValueError("PCM contains NaN or infinity")
+        self._padded = np.concatenate([self._padded, x])
+        total = self._offset + len(self._padded)  # padded samples heard so far
+        n_ready = max(0, (total - N_FFT) // HOP + 1)  # feature frames whose window is complete
+        if n_ready > self._mel_done:
+            local = self._mel_done * HOP - self._offset
+            new = mel_frames(self._padded[local:], 0, n_ready - self._mel_done)
+            self._mel = np.concatenate([self._mel, new])
+            self._mel_done = n_ready
+            keep = self._mel_done * HOP - self._offset  # drop samples no future frame reads
+            self._padded = self._padded[keep:]
+            self._offset += keep
+        out = []
+        while True:
+            f = self.frames_out
+            centre = int(round(f / self.fps / HOP_S))
+            if centre + AHEAD > self._mel_done:  # its look-ahead has not been heard yet
+                break
+            out.append((f, self._predict(centre)))
+            self.frames_out += 1
+        # keep what later windows and the normaliser still read
+        drop = min(len(self._mel) - self._norm, int(round(self.frames_out / self.fps / HOP_S)) - PAST - self._mel_first)
+        if drop > 0:
+            self._mel = self._mel[drop:]
+            self._mel_first += drop
+        return out
+
+    def _predict(self, centre: int) -> np.ndarray:
+        recent = self._mel[max(0, self._mel_done - self._norm - self._mel_first) :]
+        med = np.median(recent, axis=0, keepdims=True)
+        idx = np.clip(centre + np.arange(-PAST, AHEAD), 0, self._mel_done - 1) - self._mel_first
+        window = ((self._mel[np.clip(idx, 0, len(self._mel) - 1)] - med) / MEL_SCALE).astype(np.float32)
+        return self.net._session.run({"mel": window[None]})["coeffs"][0].copy()
