@@ -623,3 +623,17 @@ def test_stream_encoder_with_audio_is_version_3_and_without_stays_version_2():
     assert [f.index for f in frames] == [0, 1, 2, 3] and frames[0].time == 0.0
     with pytest.raises(TypeError, match="audio must be AudioParams"):
         StreamEncoder(ref, QUALITY_PRESETS["medium"], width=64, height=64, fps=30, audio="opus")
+
+
+def test_track_cursor_hands_out_each_sample_once_in_time_order():
+    from facelink.audio import RATE, AudioTrack, TrackCursor
+
+    track = AudioTrack(np.arange(RATE, dtype=np.float32), 0.5, RATE, 1, "pcm")
+    c = TrackCursor(track)
+    a, ta = c.until(0.4)  # before the track starts
+    b, tb = c.until(0.75)
+    d, td = c.until(0.75)
+    e, te = c.until(float("inf"))
+    assert a.size == 0 and ta == 0.5 and d.size == 0
+    assert tb == 0.5 and b.size == RATE // 4 and te == 0.75 and e[0] == RATE // 4
+    assert b.size + e.size == RATE

@@ -252,33 +252,26 @@ def _audio_track(src: str, kbps: float | None):
 
 
 class _Sound:
-    """A file's audio track, handed to the packetizer a frame at a time (stream time order)."""
+    """A file's audio track, packed a frame at a time on the stream's clock."""
 
     def __init__(self, track, kbps: float) -> None:
-        from .audio import AudioPacketizer
+        from .audio import AudioPacketizer, TrackCursor
 
-        self.track = track
+        self.cursor = TrackCursor(track)
         self.pack = AudioPacketizer(kbps)
-        self.done = 0  # samples of the track already pushed
-        self.t0: float | None = None
+        self.t0: float | None = None  # the container time of stream time 0 (the first frame's)
 
     def until(self, t: float, stream_start: float | None) -> list[bytes]:
         """Packets for the track's samples before container time ``t``."""
-        from .audio import RATE, stream_samples
+        from .audio import stream_samples
 
         if stream_start is None:
             return []
         self.t0 = stream_start
-        n = self.track.samples.size
-        end = n if t == float("inf") else min(n, max(0, int(round((t - self.track.start) * RATE))))
-        if end <= self.done:
-            return []
-        x = self.track.samples[self.done : end]
-        start = stream_samples(self.track.start - stream_start) + self.done
-        self.done = end
-        return self.pack.push(x, start)
+        x, start = self.cursor.until(t)
+        return self.pack.push(x, stream_samples(start - stream_start)) if x.size else []
 
     def finish(self) -> list[bytes]:
-        """The rest of the track (up to its end) and the coder's tail."""
+        """The rest of the track and the coder's tail."""
         out = self.until(float("inf"), self.t0) if self.t0 is not None else []
         return out + self.pack.flush()

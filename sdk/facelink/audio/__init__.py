@@ -28,7 +28,7 @@ from ._opus import FRAME_MS, MAX_KBPS, MIN_KBPS, OpusDecoder, OpusEncoder, opus_
 from ._pcm import RATE, Resampler, resample, to_float32, to_mono
 from ._speech import DEMO_TEXT, SpeechTrack, espeak_available, espeak_speech, speech_track, tone_speech
 from ._stream import AudioChunk, AudioDepacketizer, AudioPacketizer, AudioStats, assemble, decode_audio, stream_samples
-from ._track import AudioTrack, read_audio_track
+from ._track import AudioTrack, TrackCursor, read_audio_track
 
 __all__ = [
     "AudioChunk",
@@ -49,6 +49,7 @@ __all__ = [
     "Resampler",
     "Slot",
     "SpeechTrack",
+    "TrackCursor",
     "assemble",
     "av_offset",
     "decode_audio",

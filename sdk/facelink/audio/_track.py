@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import AudioError
 from ._pcm import RATE, Resampler
 
-__all__ = ["AudioTrack", "read_audio_track"]
+__all__ = ["AudioTrack", "TrackCursor", "read_audio_track"]
 
 #: longest track read into memory (s): 4 h of 48 kHz float32 is 2.8 GB, so stop well before
 MAX_SECONDS = 3 * 3600
@@ -37,6 +37,27 @@ class AudioTrack:
     @property
     def seconds(self) -> float:
         return self.samples.size / RATE
+
+
+class TrackCursor:
+    """Hands out a track's samples in time order: :meth:`until` gives those before a container
+    time not given before (for interleaving a file's sound with its frames)."""
+
+    def __init__(self, track: AudioTrack) -> None:
+        self.track = track
+        self.done = 0
+
+    def until(self, t: float) -> tuple[np.ndarray, float]:
+        """The samples from where the last call stopped up to container time ``t`` (``inf``: the
+        rest) and the container time of the first of them; empty when none are due."""
+        n = self.track.samples.size
+        end = n if t == float("inf") else min(n, max(0, int(round((t - self.track.start) * RATE))))
+        start = self.track.start + self.done / RATE
+        if end <= self.done:
+            return self.track.samples[:0], start
+        x = self.track.samples[self.done : end]
+        self.done = end
+        return x, start
 
 
 def _reason(e: BaseException) -> str:

@@ -298,16 +298,14 @@ class _FileSound:
     """A file's audio track, sent a frame's worth at a time on the frames' clock."""
 
     def __init__(self, track) -> None:
-        self.track = track
-        self.done = 0
+        from ..audio import TrackCursor
+
+        self.cursor = TrackCursor(track)
 
     def send_until(self, sender, t: float) -> None:
-        from ..audio import RATE
-
-        end = min(self.track.samples.size, max(0, int(round((t - self.track.start) * RATE))))
-        if end > self.done:
-            sender.send_audio(self.track.samples[self.done : end], self.track.start + self.done / RATE)
-            self.done = end
+        x, start = self.cursor.until(t)
+        if x.size:
+            sender.send_audio(x, start)
 
 
 def _file_sound(uri: str, kbps: float | None, live: bool) -> "_FileSound | None":

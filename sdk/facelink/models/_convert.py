@@ -371,21 +371,29 @@ class _Graph:
 
     def add(self, op: Operator) -> None:
         opt = op.options
-        fused = opt.activation if isinstance(opt, AddOptions) else Activation.NONE
+        self._binary(op, "Add", opt.activation if isinstance(opt, AddOptions) else Activation.NONE, "adding", same_rank=False)
+
+    def _binary(self, op: Operator, onnx_op: str, fused: Activation, verb: str, same_rank: bool) -> None:
+        """ADD / MUL: one input may be a constant; an activation broadcasts only when
+        ``same_rank`` (MUL's squeeze-excitation channel scale: same rank broadcasts alike in
+        NCHW, both transposed), otherwise it must have the output's shape."""
         self.n_inputs(op, 2)
         a, b = op.inputs
         if min(a, b) < 0:
             raise self.err("an input is absent")
         if self.const(a) is not None and self.const(b) is not None:
-            raise self.err("adding two constants is not supported")
+            raise self.err(f"{verb} two constants is not supported")
         try:
             shape = tuple(int(d) for d in np.broadcast_shapes(self.tshape(a), self.tshape(b)))
         except ValueError:
             raise self.err(f"shapes {list(self.tshape(a))} and {list(self.tshape(b))} do not broadcast") from None
         for i in (a, b):
-            if self.const(i) is None and self.tshape(i) != shape:
-                raise self.err("broadcasting an activation is not supported")
-        y = self.node("Add", [self.operand(a, shape), self.operand(b, shape)])
+            if self.const(i) is None:
+                if same_rank and len(self.tshape(i)) != len(shape):
+                    raise self.err("broadcasting an activation of another rank is not supported")
+                if not same_rank and self.tshape(i) != shape:
+                    raise self.err("broadcasting an activation is not supported")
+        y = self.node(onnx_op, [self.operand(a, shape), self.operand(b, shape)])
         self.set_output(op, self.activation(y, fused), shape)
 
     def reshape(self, op: Operator) -> None:
@@ -447,23 +455,7 @@ class _Graph:
     def mul(self, op: Operator) -> None:
         """MUL; one activation may broadcast over the other (squeeze-excitation's channel scale)."""
         opt = op.options
-        fused = opt.activation if isinstance(opt, MulOptions) else Activation.NONE
-        self.n_inputs(op, 2)
-        a, b = op.inputs
-        if min(a, b) < 0:
-            raise self.err("an input is absent")
-        if self.const(a) is not None and self.const(b) is not None:
-            raise self.err("multiplying two constants is not supported")
-        try:
-            shape = tuple(int(d) for d in np.broadcast_shapes(self.tshape(a), self.tshape(b)))
-        except ValueError:
-            raise self.err(f"shapes {list(self.tshape(a))} and {list(self.tshape(b))} do not broadcast") from None
-        for i in (a, b):
-            # an activation of the output's rank broadcasts the same way in NCHW (both transposed)
-            if self.const(i) is None and len(self.tshape(i)) != len(shape):
-                raise self.err("broadcasting an activation of another rank is not supported")
-        y = self.node("Mul", [self.operand(a, shape), self.operand(b, shape)])
-        self.set_output(op, self.activation(y, fused), shape)
+        self._binary(op, "Mul", opt.activation if isinstance(opt, MulOptions) else Activation.NONE, "multiplying", same_rank=True)
 
     def average_pool(self, op: Operator) -> None:
         opt = op.options
