@@ -39,3 +39,21 @@ def test_writer_keeps_timestamps_and_pads_odd_sizes(tmp_path):
     assert len(frames) == len(times)
     assert np.allclose([f.time for f in frames], times, atol=1e-3)
     assert frames[0].image.shape == (48, 64, 3)
+
+
+def test_background_writer_keeps_order_and_reports_errors(tmp_path):
+    from facelink.io import BackgroundWriter, VideoWriter, open_video
+
+    path = str(tmp_path / "bg.mp4")
+    with BackgroundWriter(VideoWriter(path, 64, 48, 25), depth=2) as w:
+        for i in range(20):
+            w.write(np.full((48, 64, 3), 10 * i, np.uint8), i / 25)
+    with open_video(path) as v:
+        got = [(round(f.time * 25), int(f.image.mean())) for f in v]
+    assert [t for t, _ in got] == list(range(20)) and all(abs(m - 10 * t) <= 3 for t, m in got)
+    bad = BackgroundWriter(VideoWriter(str(tmp_path / "bad.mp4"), 64, 48, 25))
+    bad.write(np.zeros((48, 64), np.uint8), 0.0)  # not RGB: fails on the writer's thread
+    with pytest.raises(Exception):
+        for i in range(1, 50):
+            bad.write(np.zeros((48, 64, 3), np.uint8), i / 25)
+        bad.close()

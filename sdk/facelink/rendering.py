@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from .codec import Reference
 from .errors import InputError, InvalidPacket
 from .face._reference import load_target  # noqa: F401 - re-exported
-from .io import VideoWriter
+from .io import BackgroundWriter, VideoWriter
 from .receiver import FrameRenderer
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def decode_packets(
         target=target, pose_offset=pose_offset, backend=backend, refiner=refiner, receiver_key=receiver_key, eye_contact=eye_contact
     )
     res.log = renderer.session.log
-    writer: VideoWriter | None = None
+    writer: BackgroundWriter | None = None
     sound = _SoundOut()
     t0 = time.perf_counter()
     it = iter(packets)
@@ -174,7 +174,7 @@ def _log_verified(res: DecodeResult, renderer: FrameRenderer, packet: bytes) -> 
         res.log.end(header.session_id)
 
 
-def _open_writer(output: str, renderer: FrameRenderer, frame, res: DecodeResult, audio: bool = False) -> VideoWriter:
+def _open_writer(output: str, renderer: FrameRenderer, frame, res: DecodeResult, audio: bool = False) -> BackgroundWriter:
     """The output video, at the first frame's size and the stream's frame rate (with an AAC
     track when the stream carries sound)."""
     from .audio import RATE
@@ -183,7 +183,8 @@ def _open_writer(output: str, renderer: FrameRenderer, frame, res: DecodeResult,
     fps = Fraction(h.fps_num, h.fps_den) if h and h.fps_den else Fraction(30)
     img = frame.image
     res.width, res.height, res.fps = img.shape[1], img.shape[0], float(fps)
-    return VideoWriter(output, img.shape[1], img.shape[0], fps, audio_rate=RATE if audio else None)
+    # H.264/AAC encoding on its own thread, overlapping the next frame's generation
+    return BackgroundWriter(VideoWriter(output, img.shape[1], img.shape[0], fps, audio_rate=RATE if audio else None))
 
 
 class _SoundOut:
@@ -196,7 +197,7 @@ class _SoundOut:
         self.seconds = 0.0
         self.concealed = 0
 
-    def feed(self, packet: bytes, header, writer: VideoWriter | None) -> None:
+    def feed(self, packet: bytes, header, writer: BackgroundWriter | None) -> None:
         from .bitstream import PacketType, packet_type
 
         if header is None or packet_type(packet) != PacketType.AUDIO:
@@ -211,7 +212,7 @@ class _SoundOut:
         if self._dep is not None:
             self._pending += self._dep.feed(packet)
 
-    def drain(self, writer: VideoWriter) -> None:
+    def drain(self, writer: BackgroundWriter) -> None:
         from .audio import RATE
 
         if not writer.has_audio:
@@ -223,7 +224,7 @@ class _SoundOut:
             self.concealed += bool(c.concealed)
         self._pending = []
 
-    def finish(self, writer: VideoWriter) -> None:
+    def finish(self, writer: BackgroundWriter) -> None:
         if self._dep is not None:
             self._pending += self._dep.flush()
         self.drain(writer)

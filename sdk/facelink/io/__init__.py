@@ -16,7 +16,7 @@ from ._capture import (
     select_source_backend,
 )
 from ._image import MAX_REFERENCE_SIDE, load_image
-from ._video import Frame, VideoReader, VideoWriter, open_video, probe_video
+from ._video import BackgroundWriter, Frame, VideoReader, VideoWriter, open_video, probe_video
 
 __all__ = [
     "CAPTURE_BACKENDS",
@@ -27,6 +27,7 @@ __all__ = [
     "VideoOutput",
     "VideoReader",
     "VideoWriter",
+    "BackgroundWriter",
     "default_jetson_encoder",
     "jetson_argv",
     "load_image",

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Frame", "VideoReader", "VideoWriter", "open_video", "probe_video"]
+__all__ = ["BackgroundWriter", "Frame", "VideoReader", "VideoWriter", "open_video", "probe_video"]
 
 
 @dataclass(frozen=True)
@@ -290,4 +290,76 @@ class VideoWriter:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BackgroundWriter:
+    """A :class:`VideoWriter` whose H.264 (and AAC) encoding runs on its own thread.
+
+    ``write``/``write_audio`` queue the call (at most ``depth`` frames ahead, then they wait)
+    and return; the encoder, which releases the GIL, runs while the caller generates the next
+    frame.  Calls are applied in order.  An error on the thread is raised by the next call or
+    by :meth:`close`.  The caller must not change an image after handing it over.
+    """
+
+    def __init__(self, writer: "VideoWriter", depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self._w = writer
+        self._q: "queue.Queue[tuple | None]" = queue.Queue(maxsize=max(1, depth))
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, name="facelink-writer", daemon=True)
+        self._t.start()
+        self._closed = False
+
+    @property
+    def frames(self) -> int:
+        return self._w.frames
+
+    @property
+    def has_audio(self) -> bool:
+        return self._w.has_audio
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain: the caller learns of the error at its next call
+            fn, args = item
+            try:
+                fn(*args)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                self._error = e
+
+    def _put(self, fn, *args) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise ValueError("write to a closed writer")
+        self._q.put((fn, args))
+
+    def write(self, image: np.ndarray, time: float) -> None:
+        self._put(self._w.write, image, time)
+
+    def write_audio(self, samples: np.ndarray, time: float) -> None:
+        self._put(self._w.write_audio, samples, time)
+
+    def close(self) -> None:
+        """Finish every queued call, then close the file (raises the thread's error, if any)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._q.put(None)
+        self._t.join()
+        self._w.close()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.close()
