@@ -254,3 +254,28 @@ def test_renderer_uses_the_region_for_the_senders_face_only():
         away[name] = [np.abs(frames[k].image[inner].astype(float).mean(axis=0) - INTERIOR).max() for k in (2, 10)]
     assert away["own"][0] > 60 and away["own"][1] < 35, away
     assert away["transfer"][1] > 60, away  # a motion-transfer target keeps its own (synthetic) interior
+
+
+# ------------------------------------------------------------------ fuzz: what arrives from the network
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from _support import FUZZ  # noqa: E402
+
+
+@FUZZ
+@given(
+    image=st.one_of(st.binary(min_size=1, max_size=400), st.builds(lambda n, q: _jpeg(n, q), st.integers(4, 90), st.integers(4, 90))),
+    points=st.lists(st.tuples(*[st.integers(-32768, 32767)] * 4), min_size=1, max_size=64).map(tuple),
+    kind=st.integers(1, 255),
+)
+def test_fuzz_region_parsing_refuses_or_accepts_never_crashes(image, points, kind):
+    pkt = bs.RegionReference(b"\x07" * 8, kind, 3, points, image)
+    try:
+        r = parse_region(bs.parse_packet(bytes(pkt)))
+    except InvalidPacket as e:
+        assert "\n" not in str(e)
+        return
+    if r is not None:
+        assert r.image.ndim == 3 and r.pixels.shape == (20, 2) and np.isfinite(r.canonical).all()
