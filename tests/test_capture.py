@@ -527,3 +527,48 @@ def test_send_streams_a_live_source_unpaced_from_one_open(face_clip, face_models
     out = json.loads([line for line in capsys.readouterr().out.splitlines() if line.startswith("{")][0])
     assert out["frames_sent"] + out["frames_skipped"] == 19  # every frame after the reference frame
     assert v.end_verified and v.intact and v.frames_verified == out["frames_sent"] > 0
+
+
+def test_send_a_camera_with_a_microphone(face_clip, face_models, tx_key, monkeypatch, capsys):
+    """``--mic``: a live source's sound (FFmpeg's sine generator stands in for an ALSA mic) goes
+    into the signed session as AUDIO packets that the receiver verifies."""
+    import json
+
+    from facelink.bitstream import PacketType, packet_type
+    from facelink.cli import _send
+    from facelink.security import TrustStore, load_identity
+    from facelink.transport import Receiver
+
+    monkeypatch.setattr(_send, "open_capture", lambda args: _LiveReader(VideoReader(str(face_clip))))
+    tx = load_identity(tx_key)
+    result, audio = {}, []
+    argv = ["send", "camera://", "--to", "", "--key", str(tx_key), "--no-curve", "--json", "--backend", "onnxruntime",
+            "--mic", "lavfi:sine=frequency=440:sample_rate=44100"]  # fmt: skip
+    with Receiver("tcp://127.0.0.1:*", None, trust=TrustStore(keys=(tx.public,)), curve=False) as rx:
+        argv[3] = rx.bound
+        t = threading.Thread(target=lambda: result.setdefault("code", main(argv)), daemon=True)
+        t.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (rx.core.summary() and rx.core.summary().end_verified):
+            for r in rx.poll(0.05):
+                if packet_type(r.delivery.packet) == PacketType.AUDIO and r.delivery.verdict is not None:
+                    audio.append(r.delivery.packet)
+        t.join(30)
+        v = rx.core.summary()
+    assert result.get("code") == 0
+    out = json.loads([line for line in capsys.readouterr().out.splitlines() if line.startswith("{")][0])
+    assert out["audio_packets"] == len(audio) > 0 and v.end_verified and v.intact
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--mic", "default"], "a microphone is FORMAT:DEVICE"), (["--mic", "alsa:hw:99"], "cannot open the microphone"),
+     (["--mic", "lavfi:sine", "--no-audio"], "--mic and --no-audio contradict")],
+)  # fmt: skip
+def test_microphone_problems_are_one_line_errors(face_clip, face_models, tx_key, monkeypatch, capsys, extra, message):
+    from facelink.cli import _send
+
+    monkeypatch.setattr(_send, "open_capture", lambda args: _LiveReader(VideoReader(str(face_clip))))
+    code = main(["send", "camera://", "--to", "tcp://127.0.0.1:9", "--key", str(tx_key), "--no-curve", "--backend", "onnxruntime", *extra])
+    err = capsys.readouterr().err
+    assert code != 0 and message in err

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from ._clap import AvOffset, ClapClip, av_offset, find_click, find_flashes, make_clap_clip, measure_av_offset, write_clap_clip
 from ._jitter import JitterBuffer, Slot
+from ._mic import MIC_FORMATS, Microphone
 from ._opus import FRAME_MS, MAX_KBPS, MIN_KBPS, OpusDecoder, OpusEncoder, opus_available
 from ._pcm import RATE, Resampler, resample, to_float32, to_mono
 from ._speech import DEMO_TEXT, SpeechTrack, espeak_available, espeak_speech, speech_track, tone_speech
@@ -42,6 +43,8 @@ __all__ = [
     "FRAME_MS",
     "JitterBuffer",
     "MAX_KBPS",
+    "MIC_FORMATS",
+    "Microphone",
     "MIN_KBPS",
     "OpusDecoder",
     "OpusEncoder",

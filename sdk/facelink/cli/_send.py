@@ -149,6 +149,11 @@ def register(sub) -> None:
     add_reference_arguments(p)
     add_rate_arguments(p)
     add_audio_arguments(p)
+    p.add_argument(
+        "--mic", metavar="FORMAT:DEVICE",
+        help="with a camera: send this microphone's sound (alsa:default, alsa:hw:1 for a USB mic on a Jetson or Pi; "
+        "lavfi:sine=frequency=440 for a test tone); a file sends its own sound track",
+    )  # fmt: skip
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of at its frame rate")
     p.add_argument("--seal-interval", type=float, default=0.5, metavar="S", help="longest time between seals (default: 0.5 s)")
     p.add_argument("--header-interval", type=float, default=10.0, metavar="S", help="repeat the session header every S s (default: 10)")
@@ -195,12 +200,13 @@ def run(args) -> int:
     tracker = FaceTracker(*models)
     fps = float(info.fps) if info.fps else 30.0
     sound = _file_sound(args.input, kbps_audio, live=source is not None)
+    mic = _open_mic(args, kbps_audio, live=source is not None)
     pace = source is None and not args.fast  # a file plays at its own rate; a camera brings its own
 
     sender = Sender(
         endpoint, identity, reference=reference, params=params, width=info.width, height=info.height, fps=info.fps,
         anchor=anchor, receiver_key=receiver_key, curve=not args.no_curve, seal_interval=args.seal_interval,
-        header_interval=args.header_interval, audio_kbps=kbps_audio if sound is not None else None,
+        header_interval=args.header_interval, audio_kbps=kbps_audio if sound is not None or mic is not None else None,
     )  # fmt: skip
     status = StatusLine()
     interrupted = False
@@ -237,6 +243,7 @@ def run(args) -> int:
                 if not sender.connected:
                     sender.skip_frame()
                     continue
+                clock = time.monotonic() - frame.time  # the camera's clock in monotonic time (for the mic)
                 obs = tracker.update(frame.image, frame.time)
                 face = obs.landmarks if obs is not None else None
                 if sender.send_frame(
@@ -246,6 +253,9 @@ def run(args) -> int:
                     span[1] = frame.time
                 if sound is not None:  # the file's sound up to the end of this frame
                     sound.send_until(sender, frame.time + 1.0 / fps)
+                if mic is not None:  # what the microphone heard, on the camera's clock
+                    for pcm, heard_at in mic.read():
+                        sender.send_audio(pcm, heard_at - clock)
                 if status.due():
                     status.show(_status(sender, time.monotonic() - t_start))
     except KeyboardInterrupt:
@@ -253,6 +263,8 @@ def run(args) -> int:
     finally:
         if source is not None:
             source.close()
+        if mic is not None:
+            mic.close()
         stats = sender.close(linger=1.0)
         status.close()
     wall = max(time.monotonic() - t_start, 1e-9)
@@ -323,3 +335,16 @@ def _file_sound(uri: str, kbps: float | None, live: bool) -> "_FileSound | None"
         print(f"facelink: warning: {uri}: sound not sent ({e}); the video is", file=sys.stderr)
         return None
     return _FileSound(track) if track is not None else None
+
+
+def _open_mic(args, kbps: float | None, live: bool):
+    """The ``--mic`` microphone (a camera's sound), or None; a file or --no-audio with --mic is a usage error."""
+    if args.mic is None:
+        return None
+    if not live:
+        raise _usage("--mic goes with a camera; a file sends its own sound track")
+    if kbps is None:
+        raise _usage("--mic and --no-audio contradict each other")
+    from ..audio import Microphone
+
+    return Microphone(args.mic)  # AudioError: a one-line error (no device, no such input)
