@@ -20,7 +20,7 @@ from facelink.cli import main as facelink
 
 def build_argv(args) -> list[str]:
     argv = ["send", args.input, "--to", args.output, "--io-backend", args.io_backend, "--backend", args.backend]
-    for name in ("key", "receiver_key", "trust", "reference", "quality", "kbps", "input_width", "input_height", "input_rate"):
+    for name in ("key", "receiver_key", "trust", "reference", "quality", "kbps", "input_width", "input_height", "input_rate", "mic"):
         value = getattr(args, name)
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--input-rate", type=float, help="capture frame rate")
     ap.add_argument("--io-backend", default="auto", choices=["auto", "jetson", "opencv", "pyav"], help="capture backend (default: jetson-utils when it imports)")
     ap.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime"], help="inference backend (default: TensorRT when it imports)")
+    ap.add_argument("--mic", help="microphone to send with the camera (a USB mic: alsa:hw:1; alsa:default)")
     ap.add_argument("--json", action="store_true", help="print the statistics as JSON at the end")
     return ap
 

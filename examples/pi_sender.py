@@ -19,7 +19,7 @@ from facelink.cli import main as facelink
 def build_argv(args) -> list[str]:
     argv = ["send", args.input, "--to", args.output, "--io-backend", args.io_backend, "--backend", "onnxruntime"]
     argv += ["--input-width", str(args.input_width), "--input-height", str(args.input_height), "--input-rate", str(args.input_rate)]
-    for name in ("key", "receiver_key", "trust", "reference", "quality", "kbps"):
+    for name in ("key", "receiver_key", "trust", "reference", "quality", "kbps", "mic"):
         value = getattr(args, name)
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--input-height", type=int, default=480, help="capture height (default 480)")
     ap.add_argument("--input-rate", type=float, default=30.0, help="capture frame rate (default 30)")
     ap.add_argument("--io-backend", default="auto", choices=["auto", "picamera2", "opencv", "pyav"], help="capture backend (default: picamera2 for picam://)")
+    ap.add_argument("--mic", help="microphone to send with the camera (a USB mic: alsa:hw:1; alsa:default)")
     ap.add_argument("--json", action="store_true", help="print the statistics as JSON at the end")
     return ap
 

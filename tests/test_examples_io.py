@@ -54,7 +54,9 @@ def test_jetson_sender_builds_a_send_command():
     assert (args.command, args.input, args.to, args.key, args.receiver_key) == ("send", "csi://0", "tcp://kiosk:5555", "robot", "kiosk.pub")
     assert (args.input_width, args.input_height, args.io_backend, args.backend) == (1280, 720, "auto", "auto")
     args = _parses(mod.build_argv(_namespace(mod, ["tcp://kiosk:5555", "--no-curve", "--key", "k"])))  # input defaults to csi://0
-    assert args.input == "csi://0" and args.no_curve
+    assert args.input == "csi://0" and args.no_curve and args.mic is None
+    args = _parses(mod.build_argv(_namespace(mod, ["tcp://kiosk:5555", "--key", "k", "--mic", "alsa:hw:1"])))
+    assert args.mic == "alsa:hw:1"  # the robot's USB microphone goes along
 
 
 def test_pi_sender_builds_a_send_command():
@@ -62,6 +64,7 @@ def test_pi_sender_builds_a_send_command():
     args = _parses(mod.build_argv(_namespace(mod, ["tcp://kiosk:5555", "--key", "pi", "--receiver-key", "k.pub", "--quality", "low"])))
     assert (args.input, args.input_width, args.input_height, args.input_rate) == ("picam://0", 640, 480, 30.0)
     assert (args.backend, args.quality) == ("onnxruntime", "low")
+    assert _parses(mod.build_argv(_namespace(mod, ["tcp://kiosk:5555", "--mic", "alsa:default"]))).mic == "alsa:default"
 
 
 def test_jetson_receiver_is_a_full_screen_kiosk_unless_headless():
