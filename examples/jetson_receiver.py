@@ -28,7 +28,7 @@ def build_argv(args) -> list[str]:
     argv = ["receive", "--listen", args.input, "--io-backend", args.io_backend, "--backend", args.backend]
     if output is not None:
         argv += ["-o", output] + ([] if args.windowed or not output.startswith("display://") else ["--fullscreen"])
-    for name in ("key", "trust", "output_encoder", "output_codec", "bitrate", "timeout"):
+    for name in ("key", "trust", "output_encoder", "output_codec", "bitrate", "timeout", "speaker"):
         value = getattr(args, name)
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--output-codec", choices=["h264", "h265", "vp8", "vp9", "mjpeg"], help="stream codec (default h264)")
     ap.add_argument("--bitrate", type=int, help="stream bit rate in bit/s (default 4000000)")
     ap.add_argument("--timeout", type=float, help="stop after S seconds")
+    ap.add_argument("--speaker", help="play the caller's sound here (alsa:default; a USB speaker alsa:hw:1)")
     ap.add_argument("--io-backend", default="auto", choices=["auto", "jetson", "opencv", "pyav"], help="output backend (default: jetson-utils when it imports)")
     ap.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime"], help="inference backend for the generator")
     ap.add_argument("--json", action="store_true", help="print the statistics as JSON after each call")

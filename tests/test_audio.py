@@ -637,3 +637,34 @@ def test_track_cursor_hands_out_each_sample_once_in_time_order():
     assert a.size == 0 and ta == 0.5 and d.size == 0
     assert tb == 0.5 and b.size == RATE // 4 and te == 0.75 and e[0] == RATE // 4
     assert b.size + e.size == RATE
+
+
+def test_speaker_plays_in_order_and_refuses_bad_devices():
+    import time
+
+    from facelink.audio import RATE, Speaker
+    from facelink.errors import AudioError
+
+    with Speaker("null:") as s:
+        for _ in range(10):
+            s.play(np.full(960, 0.1, np.float32))
+        s.play(np.zeros(0, np.float32))
+        deadline = time.monotonic() + 5
+        while s.played < 9600 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.played == 9600 and s.error is None and s.dropped == 0
+    with pytest.raises(AudioError, match="a speaker is FORMAT:DEVICE"):
+        Speaker("loudspeaker")
+    with pytest.raises(AudioError, match="a speaker is FORMAT:DEVICE"):
+        Speaker("alsa:")
+    assert RATE == 48000
+
+
+def test_microphone_refuses_bad_devices():
+    from facelink.audio import Microphone
+    from facelink.errors import AudioError
+
+    with pytest.raises(AudioError, match="FORMAT:DEVICE"):
+        Microphone("mic")
+    with pytest.raises(AudioError, match="has no audio stream|cannot open"):
+        Microphone("lavfi:testsrc=size=8x8")  # a video generator: no sound

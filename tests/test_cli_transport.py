@@ -298,7 +298,7 @@ def test_send_to_receive_end_to_end(tmp_path, capsys, keys, clip, face_models):
     out_mp4 = tmp_path / "out.mp4"
     r = _Run(
         ["receive", "--listen", ep, "--trust", str(td), "--key", str(kd / "rx.key"), "-o", str(out_mp4),
-         "--timeout", "120", "--json", "--refcache", str(tmp_path / "rc"), "--backend", "onnxruntime"]
+         "--timeout", "120", "--json", "--refcache", str(tmp_path / "rc"), "--backend", "onnxruntime", "--speaker", "null:"]
     )  # fmt: skip
     r.start()
     code = main(
@@ -311,6 +311,7 @@ def test_send_to_receive_end_to_end(tmp_path, capsys, keys, clip, face_models):
     out = _json_lines(captured.out)[0]
     v = out["verify"]
     assert v["intact"] and v["signer_name"] == "tx" and v["frames_verified"] == out["frames"] > 0
+    assert out["sound_played_s"] > 0.8 and out["speaker_error"] is None  # the clip's 1 s of sound went to the speaker
     # a file recording keeps every decodable frame, also from a sender bursting them (--fast),
     # without --every-frame; with a cold reference cache the frames sent before the reference
     # arrived (one round trip) cannot be decoded

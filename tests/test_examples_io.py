@@ -71,6 +71,7 @@ def test_jetson_receiver_is_a_full_screen_kiosk_unless_headless():
     mod = _load("jetson_receiver")
     args = _parses(mod.build_argv(_namespace(mod, ["tcp://*:5555", "--key", "kiosk"])))
     assert (args.command, args.listen, args.output, args.fullscreen) == ("receive", "tcp://*:5555", "display://0", True)
+    assert _parses(mod.build_argv(_namespace(mod, ["tcp://*:5555", "--key", "kiosk", "--speaker", "alsa:hw:1"]))).speaker == "alsa:hw:1"
     args = _parses(mod.build_argv(_namespace(mod, ["tcp://*:5555", "--key", "kiosk", "--windowed"])))
     assert args.output == "display://0" and not args.fullscreen
     args = _parses(mod.build_argv(_namespace(mod, ["tcp://*:5555", "rtsp://@:8554/face", "--headless", "--output-encoder", "cpu", "--key", "k"])))

@@ -25,6 +25,7 @@ from __future__ import annotations
 from ._clap import AvOffset, ClapClip, av_offset, find_click, find_flashes, make_clap_clip, measure_av_offset, write_clap_clip
 from ._jitter import JitterBuffer, Slot
 from ._mic import MIC_FORMATS, Microphone
+from ._speaker import SPEAKER_FORMATS, Speaker
 from ._opus import FRAME_MS, MAX_KBPS, MIN_KBPS, OpusDecoder, OpusEncoder, opus_available
 from ._pcm import RATE, Resampler, resample, to_float32, to_mono
 from ._speech import DEMO_TEXT, SpeechTrack, espeak_available, espeak_speech, speech_track, tone_speech
@@ -51,6 +52,8 @@ __all__ = [
     "RATE",
     "Resampler",
     "Slot",
+    "SPEAKER_FORMATS",
+    "Speaker",
     "SpeechTrack",
     "TrackCursor",
     "assemble",

@@ -44,6 +44,10 @@ def register(sub) -> None:
         help="also on a display or stream output, render every received frame instead of only the newest (lowest latency); "
         "a file recording always keeps every frame",
     )
+    p.add_argument(
+        "--speaker", metavar="FORMAT:DEVICE",
+        help="play the session's sound on this device (alsa:default; a USB speaker alsa:hw:1; null: for none)",
+    )  # fmt: skip
     p.add_argument("--insecure", action="store_true", help="accept unsigned streams and untrusted or revoked signers (flagged)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds (default: run until the session ends)")
     p.add_argument(
@@ -141,6 +145,11 @@ def run(args) -> int:
     from ..transport import Receiver, ReferenceCache
 
     endpoint, max_age, output, identity, store, watch = _setup(args)
+    speaker = None
+    if args.speaker:
+        from ..audio import Speaker
+
+        speaker = Speaker(args.speaker)  # AudioError: a one-line error before anything listens
     receiver = Receiver(
         endpoint, identity, curve=not args.no_curve, insecure=args.insecure, max_age=max_age,
         refcache=ReferenceCache(args.refcache), trust=store, trust_dir=watch,
@@ -190,10 +199,15 @@ def run(args) -> int:
                 written, skipped = _render(core.session.decoder, frames, renderer, output, args.every_frame)  # type: ignore[union-attr]
                 out_frames += written
                 stale += skipped
-                output.write_audio(sound.feed(results, core.session))
-                if not output.is_open:  # the window was closed: the viewer ended the call
-                    closed = True
-                    break
+            chunks = sound.feed(results, core.session) if (output is not None or speaker is not None) and core.ready else []
+            if output is not None and chunks:
+                output.write_audio(chunks)
+            if speaker is not None:
+                for c in chunks:
+                    speaker.play(c.pcm)
+            if output is not None and renderer is not None and core.ready and not output.is_open:
+                closed = True  # the window was closed: the viewer ended the call
+                break
             st = core.stats()
             v = st.verify
             if core.session is not None and core.session.ended and ended_at is None:
@@ -216,6 +230,8 @@ def run(args) -> int:
             output.finish(keep=False)
         stats = receiver.close()
         status.close()
+        if speaker is not None:
+            speaker.close()
     prov = write_receive_provenance(args.output if kept else None, renderer, identity, stats)
     lat = np.array(latencies) * 1000 if latencies else None
     out = stats.as_dict()
@@ -226,6 +242,8 @@ def run(args) -> int:
         output=args.output if kept else None,
         frames_written=out_frames,
         frames_not_rendered=stale,
+        sound_played_s=round(speaker.played / 48000, 3) if speaker is not None else None,
+        speaker_error=speaker.error if speaker is not None else None,
         latency_ms_p50=round(float(np.percentile(lat, 50)), 2) if lat is not None else None,
         latency_ms_p99=round(float(np.percentile(lat, 99)), 2) if lat is not None else None,
         interrupted=interrupted,
