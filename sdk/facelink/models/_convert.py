@@ -302,7 +302,8 @@ class _Graph:
         )
         self.set_output(op, self.activation(y, opt.activation), (n, oh, ow, cout))
 
-    def max_pool(self, op: Operator) -> None:
+    def _pool_window(self, op: Operator):
+        """A 2-D pooling operator's options, input and output geometry (shared by MAX and AVERAGE)."""
         opt = op.options
         if not isinstance(opt, Pool2DOptions):
             raise self.err("missing or wrong builtin options")
@@ -313,14 +314,13 @@ class _Graph:
             raise self.err("strides and filter sizes must be >= 1")
         oh, pt, pb = _window(h, opt.filter_h, opt.stride_h, 1, opt.padding)
         ow, pl, pr = _window(w, opt.filter_w, opt.stride_w, 1, opt.padding)
+        attrs = {"kernel_shape": [opt.filter_h, opt.filter_w], "strides": [opt.stride_h, opt.stride_w], "pads": [pt, pl, pb, pr]}
+        return opt, x, (n, h, w, c), (oh, ow), attrs
+
+    def max_pool(self, op: Operator) -> None:
+        opt, x, (n, _, _, c), (oh, ow), attrs = self._pool_window(op)
         # ONNX MaxPool ignores padded cells, as TFLite's SAME max pooling does
-        y = self.node(
-            "MaxPool",
-            [x],
-            kernel_shape=[opt.filter_h, opt.filter_w],
-            strides=[opt.stride_h, opt.stride_w],
-            pads=[pt, pl, pb, pr],
-        )
+        y = self.node("MaxPool", [x], **attrs)
         self.set_output(op, self.activation(y, opt.activation), (n, oh, ow, c))
 
     def pad(self, op: Operator) -> None:
@@ -458,27 +458,11 @@ class _Graph:
         self._binary(op, "Mul", opt.activation if isinstance(opt, MulOptions) else Activation.NONE, "multiplying", same_rank=True)
 
     def average_pool(self, op: Operator) -> None:
-        opt = op.options
-        if not isinstance(opt, Pool2DOptions):
-            raise self.err("missing or wrong builtin options")
-        self.n_inputs(op, 1)
-        x = self.act(op.inputs[0])
-        n, h, w, c = self._rank4(op.inputs[0])
-        if min(opt.stride_h, opt.stride_w, opt.filter_h, opt.filter_w) < 1:
-            raise self.err("strides and filter sizes must be >= 1")
-        oh, pt, pb = _window(h, opt.filter_h, opt.stride_h, 1, opt.padding)
-        ow, pl, pr = _window(w, opt.filter_w, opt.stride_w, 1, opt.padding)
+        opt, x, (n, h, w, c), (oh, ow), attrs = self._pool_window(op)
         if (oh, ow) == (1, 1) and (opt.filter_h, opt.filter_w) == (h, w) and opt.padding == Padding.VALID:
             y = self.node("GlobalAveragePool", [x])
         else:  # TFLite divides by the in-bounds cells of each window: count_include_pad=0
-            y = self.node(
-                "AveragePool",
-                [x],
-                kernel_shape=[opt.filter_h, opt.filter_w],
-                strides=[opt.stride_h, opt.stride_w],
-                pads=[pt, pl, pb, pr],
-                count_include_pad=0,
-            )
+            y = self.node("AveragePool", [x], **attrs, count_include_pad=0)
         self.set_output(op, self.activation(y, opt.activation), (n, oh, ow, c))
 
     def resize_bilinear(self, op: Operator) -> None:
