@@ -21,7 +21,6 @@ from typing import Callable
 
 import numpy as np
 
-from .bitstream import PacketType, packet_type
 from .codec import QUALITY_PRESETS, CodecParams
 from .io import Frame, VideoWriter, load_image
 from .keypoints import ExpressionBasis, KeypointFitter, default_basis
@@ -161,14 +160,14 @@ def run_demo(
     t_send = 0.0
     t_recv = 0.0  # the receiving end: verified packets -> decode, generate, watermark, write
     latencies: list[float] = []
-    from .audio import RATE, AudioDepacketizer
+    from .audio import RATE, SessionSound
 
     with VideoWriter(str(video), w, h, fps, audio_rate=RATE) as writer:
         # a real CurveZMQ link on a random loopback port; every packet sealed and verified
         with LoopbackLink(
             reference, params, width=w, height=h, fps=fps, receiver_identity=local_identity(), audio_kbps=DEMO_AUDIO_KBPS
         ) as link:
-            sound_out = None
+            sound_out = SessionSound()
             said = 0  # samples of the speech sent
             # the link's receiver verifies and decodes each packet once; the renderer takes its decoded frames
             renderer = SessionRenderer(backend=backend, receiver_key=link.receiver_identity.public.ed25519, refiner=refiner)
@@ -189,11 +188,9 @@ def run_demo(
                 t_track += t1 - t0
                 renderer.log.observe(deliveries)  # verified seals, for the provenance manifest
                 t2 = time.perf_counter()
-                if core.ready and sound_out is None:
-                    sound_out = AudioDepacketizer.for_header(core.session.header)
                 for d in deliveries:
-                    if sound_out is not None and d.verdict is not None and packet_type(d.packet) == PacketType.AUDIO:
-                        for c in sound_out.feed(d.packet):
+                    if d.verdict is not None and core.ready:
+                        for c in sound_out.feed(core.session.header, d.packet):
                             writer.write_audio(c.pcm, c.start / RATE)
                     if d.frame is None or not d.frame.decodable or not core.ready:
                         continue  # control packets; frames before the session is ready
@@ -206,9 +203,8 @@ def run_demo(
                 t_recv += time.perf_counter() - t2
                 if progress is not None:
                     progress(i + 1, len(camera))
-            if sound_out is not None:
-                for c in sound_out.flush():
-                    writer.write_audio(c.pcm, c.start / RATE)
+            for c in sound_out.flush():
+                writer.write_audio(c.pcm, c.start / RATE)
             link_report = link.close()
     snd = link_report.sender
     verify = link_report.receiver.verify

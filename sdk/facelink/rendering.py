@@ -128,7 +128,7 @@ def decode_packets(
                 continue
             if verified:
                 _log_verified(res, renderer, p)
-            sound.feed(p, renderer.decoder.header, writer)
+            sound.feed(p, renderer.decoder.header)
             if frame is None:
                 continue
             if writer is None:
@@ -188,29 +188,18 @@ def _open_writer(output: str, renderer: FrameRenderer, frame, res: DecodeResult,
 
 
 class _SoundOut:
-    """The stream's AUDIO packets, decoded and laid under the frames on their common clock."""
+    """The stream's sound (its first session's), decoded and laid under the frames on their common clock."""
 
     def __init__(self) -> None:
-        self._dep = None
-        self._session: bytes | None = None
+        from .audio import SessionSound
+
+        self._sound = SessionSound(first_only=True)
         self._pending: list = []
         self.seconds = 0.0
         self.concealed = 0
 
-    def feed(self, packet: bytes, header, writer: BackgroundWriter | None) -> None:
-        from .bitstream import PacketType, packet_type
-
-        if header is None or packet_type(packet) != PacketType.AUDIO:
-            return
-        if self._session != header.session_id:  # one session's sound per output (the first)
-            if self._session is not None:
-                return
-            from .audio import AudioDepacketizer
-
-            self._session = header.session_id
-            self._dep = AudioDepacketizer.for_header(header)
-        if self._dep is not None:
-            self._pending += self._dep.feed(packet)
+    def feed(self, packet: bytes, header) -> None:
+        self._pending += self._sound.feed(header, packet)
 
     def drain(self, writer: BackgroundWriter) -> None:
         from .audio import RATE
@@ -225,6 +214,5 @@ class _SoundOut:
         self._pending = []
 
     def finish(self, writer: BackgroundWriter) -> None:
-        if self._dep is not None:
-            self._pending += self._dep.flush()
+        self._pending += self._sound.flush()
         self.drain(writer)

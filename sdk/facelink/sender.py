@@ -53,12 +53,6 @@ class EncodeStats:
         return 8 * self.bytes / max(self.duration, 1e-9) / 1000
 
     @property
-    def kbps_with_regions(self) -> float:
-        """``kbps`` plus the region references spread over the stream, or over 60 s if shorter
-        (they are sent once per session: a short clip would overstate their share)."""
-        return self.kbps + 8 * self.region_bytes / max(self.duration, 60.0) / 1000
-
-    @property
     def fps(self) -> float:
         return self.frames / max(self.wall, 1e-9)
 
@@ -74,7 +68,6 @@ class EncodeStats:
             "audio_bytes": self.audio_bytes,
             "audio_packets": self.audio_packets,
             "audio_warning": self.audio_warning,
-            "kbps_with_regions": round(self.kbps_with_regions, 3),
             "duration_s": round(self.duration, 4),
             "kbps": round(self.kbps, 3),
             "fps": round(self.fps, 2),

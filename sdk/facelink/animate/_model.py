@@ -91,7 +91,10 @@ class AudioToExpression:
 
     def predict(self, mel: np.ndarray, times: np.ndarray, batch: int = 256) -> np.ndarray:
         """(N, K) normalised coefficients for frame ``times`` (s) of a recording's log-mel."""
-        x = windows(normalise_mel(mel), times)
+        return self.run(windows(normalise_mel(mel), times), batch)
+
+    def run(self, x: np.ndarray, batch: int = 256) -> np.ndarray:
+        """(N, K) coefficients for (N, PAST + AHEAD, MEL_BINS) normalised feature windows."""
         # copied: the backend reuses its output buffer from run to run
         out = [self._session.run({"mel": x[i : i + batch]})["coeffs"].copy() for i in range(0, len(x), batch)]
         return np.concatenate(out) if out else np.zeros((0, K), np.float32)
@@ -172,4 +175,4 @@ class StreamingAudioToExpression:
         med = np.median(recent, axis=0, keepdims=True)
         idx = np.clip(centre + np.arange(-PAST, AHEAD), 0, self._mel_done - 1) - self._mel_first
         window = ((self._mel[np.clip(idx, 0, len(self._mel) - 1)] - med) / MEL_SCALE).astype(np.float32)
-        return self.net._session.run({"mel": window[None]})["coeffs"][0].copy()
+        return self.net.run(window[None])[0]

@@ -29,7 +29,7 @@ from ._speaker import SPEAKER_FORMATS, Speaker
 from ._opus import FRAME_MS, MAX_KBPS, MIN_KBPS, OpusDecoder, OpusEncoder, opus_available
 from ._pcm import RATE, Resampler, resample, to_float32, to_mono
 from ._speech import DEMO_TEXT, SpeechTrack, espeak_available, espeak_speech, speech_track, tone_speech
-from ._stream import AudioChunk, AudioDepacketizer, AudioPacketizer, AudioStats, assemble, decode_audio, stream_samples
+from ._stream import AudioChunk, AudioDepacketizer, AudioPacketizer, AudioStats, SessionSound, assemble, decode_audio, stream_samples
 from ._track import AudioTrack, TrackCursor, read_audio_track
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "Resampler",
     "Slot",
     "SPEAKER_FORMATS",
+    "SessionSound",
     "Speaker",
     "SpeechTrack",
     "TrackCursor",

@@ -19,12 +19,25 @@ import numpy as np
 from ..errors import AudioError
 from ._pcm import RATE, Resampler
 
-__all__ = ["MIC_FORMATS", "Microphone"]
+__all__ = ["MIC_FORMATS", "Microphone", "device_spec"]
 
 #: FFmpeg input formats accepted as microphones
 MIC_FORMATS = ("alsa", "pulse", "lavfi", "avfoundation", "dshow", "oss", "jack")
 #: blocks kept when the caller does not read (10 s of 20 ms blocks): older ones are dropped
 MAX_QUEUED = 500
+
+
+def device_spec(uri: str, formats: tuple[str, ...], what: str, direction: str, device_optional: tuple[str, ...] = ()) -> tuple[str, str]:
+    """``FORMAT:DEVICE`` of an FFmpeg sound device as (format, device); :class:`AudioError` (one
+    line) when it is malformed, the format is not one of ``formats`` or this FFmpeg lacks it."""
+    import av
+
+    fmt, sep, device = str(uri).partition(":")
+    if not sep or fmt not in formats or (not device and fmt not in device_optional):
+        raise AudioError(f"{uri}: a {what} is FORMAT:DEVICE with FORMAT one of {', '.join(formats)} (e.g. alsa:default)")
+    if fmt not in av.formats_available:
+        raise AudioError(f"{uri}: this FFmpeg build has no {fmt} {direction}")
+    return fmt, device
 
 
 class Microphone:
@@ -34,11 +47,7 @@ class Microphone:
     def __init__(self, uri: str) -> None:
         import av
 
-        fmt, sep, device = str(uri).partition(":")
-        if not sep or not device or fmt not in MIC_FORMATS:
-            raise AudioError(f"{uri}: a microphone is FORMAT:DEVICE with FORMAT one of {', '.join(MIC_FORMATS)} (e.g. alsa:default)")
-        if fmt not in av.formats_available:
-            raise AudioError(f"{uri}: this FFmpeg build has no {fmt} input")
+        fmt, device = device_spec(uri, MIC_FORMATS, "microphone", "input")
         try:
             self._c = av.open(device, format=fmt)
         except (av.error.FFmpegError, OSError, ValueError) as e:

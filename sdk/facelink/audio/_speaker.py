@@ -14,6 +14,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..errors import AudioError
+from ._mic import device_spec
 from ._pcm import RATE
 
 __all__ = ["SPEAKER_FORMATS", "Speaker"]
@@ -30,11 +31,7 @@ class Speaker:
     def __init__(self, uri: str) -> None:
         import av
 
-        fmt, sep, device = str(uri).partition(":")
-        if not sep or fmt not in SPEAKER_FORMATS or (fmt != "null" and not device):
-            raise AudioError(f"{uri}: a speaker is FORMAT:DEVICE with FORMAT one of {', '.join(SPEAKER_FORMATS)} (e.g. alsa:default)")
-        if fmt not in av.formats_available:
-            raise AudioError(f"{uri}: this FFmpeg build has no {fmt} output")
+        fmt, device = device_spec(uri, SPEAKER_FORMATS, "speaker", "output", device_optional=("null",))
         try:
             self._c = av.open(device if fmt != "null" else "/dev/null", "w", format=fmt)
             self._s = self._c.add_stream("pcm_s16le", rate=RATE, layout="mono")

@@ -26,7 +26,9 @@ from ._jitter import JitterBuffer, Slot
 from ._opus import OpusDecoder, OpusEncoder
 from ._pcm import RATE, to_mono
 
-__all__ = ["AudioChunk", "AudioDepacketizer", "AudioPacketizer", "AudioStats", "assemble", "decode_audio", "stream_samples"]
+__all__ = [
+    "AudioChunk", "AudioDepacketizer", "AudioPacketizer", "AudioStats", "SessionSound", "assemble", "decode_audio", "stream_samples",
+]  # fmt: skip
 
 #: largest hole (s) the packetizer fills with silence to keep packets contiguous; longer is a jump
 MAX_FILL_S = 2.0
@@ -219,6 +221,34 @@ class AudioDepacketizer:
 
     def flush(self) -> list[AudioChunk]:
         return self._chunks(self.jitter.flush())
+
+
+class SessionSound:
+    """A session's AUDIO packets in, decoded :class:`AudioChunk` s out: the depacketizer is made
+    from the session header the first time a packet of that session arrives.  A packet of
+    another session restarts it, or is ignored with ``first_only`` (one output, one sound
+    track).  Other packet types are ignored."""
+
+    def __init__(self, *, first_only: bool = False) -> None:
+        self.first_only = first_only
+        self._session: bytes | None = None
+        self._dep: AudioDepacketizer | None = None
+
+    def feed(self, header: SessionHeader | None, packet: bytes) -> list[AudioChunk]:
+        from ..bitstream import PacketType, packet_type
+
+        if header is None or packet_type(packet) != PacketType.AUDIO:
+            return []
+        if header.session_id != self._session:
+            if self.first_only and self._session is not None:
+                return []
+            self._session = header.session_id
+            self._dep = AudioDepacketizer.for_header(header)
+        return self._dep.feed(packet) if self._dep is not None else []
+
+    def flush(self) -> list[AudioChunk]:
+        """What the reorder window still holds (end of the session)."""
+        return self._dep.flush() if self._dep is not None else []
 
 
 def assemble(chunks: Iterable[AudioChunk], start: int = 0, length: int | None = None) -> np.ndarray:

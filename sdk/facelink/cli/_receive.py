@@ -284,28 +284,21 @@ def _setup(args):
 
 
 class _LiveSound:
-    """The active session's AUDIO packets, decoded in order (losses concealed by Opus)."""
+    """The active session's verified AUDIO packets, decoded in order (losses concealed by Opus)."""
 
     def __init__(self) -> None:
-        self._session: bytes | None = None
-        self._dep = None
+        from ..audio import SessionSound
+
+        self._sound = SessionSound()
 
     def feed(self, results, session) -> list:
-        from ..audio import AudioDepacketizer
-        from ..bitstream import PacketType, packet_type
-
         if session is None:
-            return []
-        if session.session_id != self._session:
-            self._session = session.session_id
-            self._dep = AudioDepacketizer.for_header(session.header)
-        if self._dep is None:
             return []
         out = []
         for r in results:
             d = r.delivery
-            if d.session_id == self._session and d.verdict is not None and packet_type(d.packet) == PacketType.AUDIO:
-                out += self._dep.feed(d.packet)
+            if d.session_id == session.session_id and d.verdict is not None:
+                out += self._sound.feed(session.header, d.packet)
         return out
 
 

@@ -112,8 +112,8 @@ class RegionPicker:
     def offer(self, seq: int, image: np.ndarray, landmarks: np.ndarray | None) -> bytes | None:
         """One frame (its seq, RGB image and Face Mesh landmarks or ``None``); returns a
         region packet to send now, if one is due."""
-        if self.budget <= 0:
-            return None
+        if self.budget <= 0 or (self.spent >= self.budget and self._cand is None):
+            return None  # nothing more will be sent: no per-frame fit on the sender's hot path
         if landmarks is not None:
             canon, pose = canonicalize(self._basis, landmarks)
             o = mouth_opening(canon)
